@@ -1,0 +1,76 @@
+//! The Lambda side of the HTTP glue: turn an API Gateway HTTP API (payload
+//! v2) event into the shared `ApiRequest`, run the route's handler, and turn
+//! the response back. Every binary in `src/bin` is one route and calls `run`.
+//!
+//! API Gateway's JWT authorizer has already verified the token; its claims
+//! arrive in `requestContext.authorizer.jwt.claims`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use keysrv_shared::App;
+use keysrv_shared::http::problem;
+use keysrv_shared::http::request::too_large;
+use keysrv_shared::http::{ApiRequest, Claims, MAX_BODY_BYTES, Route};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response, service_fn};
+
+/// Runs `route` as a Lambda function. Configuration, backends and clients
+/// are built once per container, before the first invocation.
+pub async fn run(route: Route) -> Result<(), lambda_http::Error> {
+    init_logging();
+    let app = Arc::new(App::from_env()?);
+    lambda_http::run(service_fn(move |event: Request| {
+        let app = Arc::clone(&app);
+        async move { Ok::<_, std::convert::Infallible>(handle(&app, route, event).await) }
+    }))
+    .await
+}
+
+/// Serves one API Gateway event.
+pub async fn handle(app: &App, route: Route, event: Request) -> Response<Body> {
+    let claims = authorizer_claims(&event);
+    let params: BTreeMap<String, String> =
+        event.path_parameters().iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+    let (parts, body) = event.into_parts();
+    let body = match body {
+        Body::Empty => bytes::Bytes::new(),
+        Body::Text(s) => bytes::Bytes::from(s),
+        Body::Binary(b) => bytes::Bytes::from(b),
+        _ => bytes::Bytes::new(),
+    };
+    let response = if body.len() > MAX_BODY_BYTES {
+        problem::from_error(&too_large())
+    } else {
+        keysrv_shared::http::handle(app, route, ApiRequest { claims, params, headers: parts.headers, body }).await
+    };
+    let (parts, bytes) = response.into_parts();
+    let body = if bytes.is_empty() {
+        Body::Empty
+    } else {
+        match String::from_utf8(bytes.to_vec()) {
+            Ok(s) => Body::Text(s),
+            Err(e) => Body::Binary(e.into_bytes()),
+        }
+    };
+    Response::from_parts(parts, body)
+}
+
+fn authorizer_claims(event: &Request) -> Claims {
+    match event.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.jwt.as_ref())
+            .map(|jwt| Claims(jwt.claims.iter().map(|(k, v)| (k.clone(), v.clone())).collect()))
+            .unwrap_or_default(),
+        _ => Claims::default(),
+    }
+}
+
+/// JSON logs, as CloudWatch Logs Insights reads them.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYSRV_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).without_time().with_current_span(false).try_init();
+}

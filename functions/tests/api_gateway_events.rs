@@ -1,0 +1,172 @@
+//! Each Lambda handler, invoked with an API Gateway HTTP API (payload v2)
+//! event carrying JWT authorizer claims, on the embedded backends.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use keysrv_shared::http::Route;
+use keysrv_shared::{App, Config};
+use lambda_http::{Body, Response};
+use serde_json::{Value, json};
+
+struct Fixture {
+    app: App,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn fixture() -> Fixture {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir =
+        std::env::temp_dir().join(format!("keysrv-fn-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let config = Config { data_dir: dir.clone(), ..Config::default() };
+    Fixture { app: App::embedded(config).unwrap(), dir }
+}
+
+fn access_claims(jid: &str) -> Value {
+    json!({"sub": "0000-1111", "username": jid, "token_use": "access", "client_id": "app-client", "scope": "keysrv/api"})
+}
+
+/// Builds the event API Gateway sends for `route`, as JSON, and parses it the
+/// way the Lambda runtime does.
+fn event(route: Route, params: &[(&str, &str)], claims: Value, body: Option<&str>) -> lambda_http::Request {
+    let mut path = route.path().to_owned();
+    for (k, v) in params {
+        path = path.replace(&format!("{{{k}}}"), v);
+    }
+    let route_key = format!("{} {}", route.method(), route.path());
+    let params: serde_json::Map<String, Value> = params.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
+    let mut e = json!({
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json", "authorization": "Bearer (verified by the gateway)"},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "api-id",
+            "authorizer": {"jwt": {"claims": claims, "scopes": null}},
+            "domainName": "api-id.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "api-id",
+            "http": {"method": route.method().as_str(), "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "test"},
+            "requestId": "req-1",
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": "28/Nov/2026:06:00:00 +0000",
+            "timeEpoch": 1_795_845_600_000_i64
+        },
+        "isBase64Encoded": false
+    });
+    if !params.is_empty() {
+        e["pathParameters"] = Value::Object(params);
+    }
+    if let Some(b) = body {
+        e["body"] = json!(b);
+    }
+    lambda_http::request::from_str(&e.to_string()).expect("valid API Gateway v2 event")
+}
+
+async fn call(f: &Fixture, route: Route, params: &[(&str, &str)], jid: &str, body: Option<&str>) -> (u16, Value) {
+    response(keysrv_functions::handle(&f.app, route, event(route, params, access_claims(jid), body)).await)
+}
+
+fn response(r: Response<Body>) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let body = match r.body() {
+        Body::Text(s) => serde_json::from_str(s).expect("JSON body"),
+        Body::Empty => Value::Null,
+        other => panic!("unexpected body {other:?}"),
+    };
+    (status, body)
+}
+
+const ROMEO: &str = "romeo@montague.lit";
+const JULIET: &str = "juliet@capulet.lit";
+const MERCUTIO: &str = "mercutio@verona.lit";
+
+#[tokio::test]
+async fn every_route_serves_api_gateway_events() {
+    let f = fixture();
+    let (s, created) =
+        call(&f, Route::CreateConversation, &[], ROMEO, Some(&json!({"members": [JULIET]}).to_string())).await;
+    assert_eq!(s, 201, "{created}");
+    let cid = created["conversation_id"].as_str().unwrap().to_owned();
+    let oid = created["key"]["objectid"].as_str().unwrap().to_owned();
+    let key = created["key"]["key"].as_str().unwrap().to_owned();
+
+    let (s, conv) = call(&f, Route::GetConversation, &[("conversation_id", &cid)], JULIET, None).await;
+    assert_eq!((s, conv["owner"].as_str()), (200, Some(ROMEO)));
+
+    let (s, k) = call(&f, Route::GetKey, &[("objectid", &oid)], JULIET, None).await;
+    assert_eq!((s, k["key"].as_str()), (200, Some(key.as_str())));
+
+    let (s, cur) = call(&f, Route::GetCurrentKey, &[("conversation_id", &cid)], JULIET, None).await;
+    assert_eq!((s, cur["objectid"].as_str()), (200, Some(oid.as_str())));
+
+    let (s, rotated) = call(&f, Route::RotateKey, &[("conversation_id", &cid)], JULIET, None).await;
+    assert_eq!(s, 201);
+    assert_ne!(rotated["objectid"], json!(oid));
+
+    let batch = json!({"objectids": [oid, rotated["objectid"], "unknown"]}).to_string();
+    let (s, b) = call(&f, Route::BatchGetKeys, &[], JULIET, Some(&batch)).await;
+    assert_eq!((s, b["keys"].as_array().map(Vec::len), b["missing"].clone()), (200, Some(2), json!(["unknown"])));
+
+    let (s, m) =
+        call(&f, Route::PutMember, &[("conversation_id", &cid), ("jid", MERCUTIO)], ROMEO, Some(r#"{"role":"admin"}"#))
+            .await;
+    assert_eq!((s, m["role"].as_str()), (200, Some("admin")));
+
+    let (s, d) = call(&f, Route::DeleteMember, &[("conversation_id", &cid), ("jid", MERCUTIO)], ROMEO, None).await;
+    assert_eq!(s, 200);
+    assert_ne!(d["current_objectid"], rotated["objectid"]);
+    let (s, _) = call(&f, Route::GetKey, &[("objectid", &oid)], MERCUTIO, None).await;
+    assert_eq!(s, 404, "a removed member reads nothing");
+
+    let (s, body) = call(&f, Route::DeleteConversation, &[("conversation_id", &cid)], ROMEO, None).await;
+    assert_eq!((s, body), (204, Value::Null));
+    let (s, _) = call(&f, Route::GetKey, &[("objectid", &oid)], ROMEO, None).await;
+    assert_eq!(s, 404, "crypto-shredded");
+}
+
+#[tokio::test]
+async fn id_tokens_and_missing_claims_are_401_on_every_route() {
+    let f = fixture();
+    let id_token_claims =
+        json!({"sub": "x", "aud": "app-client", "token_use": "id", "cognito:username": ROMEO, "username": ROMEO});
+    for route in Route::ALL {
+        let params: &[(&str, &str)] =
+            &[("conversation_id", "AAAAAAAAAAAAAAAAAAAAAA"), ("objectid", "x"), ("jid", JULIET)];
+        let wanted: Vec<(&str, &str)> =
+            params.iter().copied().filter(|(k, _)| route.path().contains(&format!("{{{k}}}"))).collect();
+        for claims in [id_token_claims.clone(), json!({})] {
+            let (s, body) =
+                response(keysrv_functions::handle(&f.app, route, event(route, &wanted, claims, Some("{}"))).await);
+            assert_eq!(s, 401, "{} with {body}", route.name());
+            assert_eq!(body["status"], json!(401));
+        }
+    }
+}
+
+#[tokio::test]
+async fn non_members_get_the_unknown_id_404_and_bad_input_400() {
+    let f = fixture();
+    let (_, created) =
+        call(&f, Route::CreateConversation, &[], ROMEO, Some(&json!({"members": [JULIET]}).to_string())).await;
+    let oid = created["key"]["objectid"].as_str().unwrap().to_owned();
+    let unknown = format!("{}.{}", &oid[..22], "BBBBBBBBBBBBBBBBBBBBBB");
+    let (s1, hidden) = call(&f, Route::GetKey, &[("objectid", &oid)], MERCUTIO, None).await;
+    let (s2, missing) = call(&f, Route::GetKey, &[("objectid", &unknown)], MERCUTIO, None).await;
+    assert_eq!((s1, &hidden), (s2, &missing));
+    assert_eq!(s1, 404);
+
+    let (s, p) =
+        call(&f, Route::CreateConversation, &[], ROMEO, Some(r#"{"members": ["juliet@capulet.lit/balcony"]}"#)).await;
+    assert_eq!((s, p["status"].clone()), (400, json!(400)));
+    let big = format!(r#"{{"members": ["{}"]}}"#, "a".repeat(70 * 1024));
+    let (s, _) = call(&f, Route::CreateConversation, &[], ROMEO, Some(&big)).await;
+    assert_eq!(s, 413);
+}

@@ -1,0 +1,50 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use keysrv::cli::{Cli, Command, ServerArgs, TokenArgs};
+use keysrv::jwt::{DevIssuer, Verifier};
+use keysrv::{logging, server};
+use keysrv_shared::bare_jid::BareJid;
+use keysrv_shared::{App, Config};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Server(args) => run_server(args).await,
+        Command::Token(args) => print_token(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keysrv: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_server(args: ServerArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let _log_guard = logging::init();
+    let mut config = Config::from_env()?;
+    config.data_dir = args.data_dir.clone();
+    let app = App::embedded(config)?;
+    let verifier = match (&args.issuer, &args.jwks_url, &args.audience) {
+        (Some(iss), Some(jwks), Some(aud)) => Verifier::from_jwks_url(jwks, iss, aud).await?,
+        _ => {
+            eprintln!(
+                "keysrv: dev mode: tokens are signed by {}/jwt-signing-key.pem; get one with `keysrv token <jid>`",
+                args.data_dir.display()
+            );
+            Verifier::dev(&DevIssuer::load_or_create(&args.data_dir)?)
+        }
+    };
+    server::run(server::Server { app, verifier }, args.listen).await?;
+    Ok(())
+}
+
+fn print_token(args: TokenArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let jid = BareJid::parse(&args.jid)?;
+    let issuer = DevIssuer::load_or_create(&args.data_dir)?;
+    println!("{}", issuer.access_token(jid.as_str(), args.ttl)?);
+    Ok(())
+}

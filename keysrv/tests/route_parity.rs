@@ -1,0 +1,87 @@
+//! The routes the code serves, the Lambda binaries, and docs/openapi.yaml
+//! are the same set.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use keysrv::jwt::{DevIssuer, Verifier};
+use keysrv::server::{Server, router};
+use keysrv_shared::http::Route;
+use keysrv_shared::{App, Config};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+fn code_routes() -> BTreeSet<(String, String, String)> {
+    Route::ALL.iter().map(|r| (r.method().to_string(), r.path().to_owned(), r.name().to_owned())).collect()
+}
+
+/// (METHOD, path, operationId) for every operation under `paths:`. The
+/// document is ours and regular, so a line reader is enough.
+fn openapi_routes() -> BTreeSet<(String, String, String)> {
+    let text = std::fs::read_to_string(workspace().join("docs/openapi.yaml")).unwrap();
+    let mut out = BTreeSet::new();
+    let (mut in_paths, mut path, mut method) = (false, None::<String>, None::<String>);
+    for line in text.lines() {
+        if !line.starts_with(' ') && !line.is_empty() {
+            in_paths = line.trim_end() == "paths:";
+            continue;
+        }
+        if !in_paths {
+            continue;
+        }
+        let indent = line.len() - line.trim_start().len();
+        let t = line.trim();
+        if indent == 2 && t.ends_with(':') && t.starts_with('/') {
+            path = Some(t.trim_end_matches(':').trim_matches(|c| c == '"' || c == '\'').to_owned());
+        } else if indent == 4 && ["get:", "put:", "post:", "delete:", "patch:"].contains(&t) {
+            method = Some(t.trim_end_matches(':').to_uppercase());
+        } else if let Some(op) = t.strip_prefix("operationId:") {
+            out.insert((method.clone().unwrap(), path.clone().unwrap(), op.trim().to_owned()));
+        }
+    }
+    out
+}
+
+#[test]
+fn openapi_documents_exactly_the_routes_in_the_code() {
+    assert_eq!(openapi_routes(), code_routes());
+}
+
+#[test]
+fn one_lambda_binary_per_route() {
+    let bins: BTreeSet<String> = std::fs::read_dir(workspace().join("functions/src/bin"))
+        .unwrap()
+        .map(|e| e.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let names: BTreeSet<String> = Route::ALL.iter().map(|r| r.name().to_owned()).collect();
+    assert_eq!(bins, names);
+}
+
+#[tokio::test]
+async fn the_local_server_serves_every_route_and_nothing_else() {
+    let dir = std::env::temp_dir().join(format!("keysrv-parity-{}", std::process::id()));
+    let app = App::embedded(Config { data_dir: dir.clone(), ..Config::default() }).unwrap();
+    let verifier = Verifier::dev(&DevIssuer::load_or_create(&dir).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, router(Arc::new(Server { app, verifier }))).into_future());
+
+    let client = reqwest::Client::new();
+    for (method, path, name) in openapi_routes() {
+        let url = format!(
+            "{base}{}",
+            path.replace("{conversation_id}", "c").replace("{objectid}", "o").replace("{jid}", "a@b.c")
+        );
+        let resp = client.request(method.parse().unwrap(), &url).send().await.unwrap();
+        // Served routes authenticate first: 401, where an unserved one is 404 or 405.
+        assert_eq!(resp.status().as_u16(), 401, "{name}: {method} {url}");
+    }
+    let resp = client.get(format!("{base}/v1/unknown")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    let resp = client.patch(format!("{base}/v1/conversations")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -1,0 +1,443 @@
+//! The conversation store on SQLite (the embedded backend): WAL, one
+//! immediate transaction per change, a small pool of reader connections.
+//!
+//! Reads run on the caller's thread (WAL readers never wait for the writer
+//! and a point lookup takes microseconds); writes, which may wait for the
+//! write lock and fsync, run on the blocking pool.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
+
+use crate::bare_jid::BareJid;
+use crate::domain::model::{Conversation, IdempotencyRecord, Member, StoredKey, WrappedKey};
+use crate::ids::{ConversationId, ObjectId};
+use crate::ports::{BackendError, ConversationStore, ConversationUpdate, NewConversation, WriteOutcome};
+use crate::timestamp::Timestamp;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS conversations (
+    id               TEXT PRIMARY KEY,
+    owner            TEXT NOT NULL,
+    history          TEXT NOT NULL,
+    created_at       INTEGER NOT NULL,
+    seq              INTEGER NOT NULL,
+    current_objectid TEXT NOT NULL,
+    member_count     INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS members (
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    jid             TEXT NOT NULL,
+    role            TEXT NOT NULL,
+    joined_at       INTEGER NOT NULL,
+    joined_seq      INTEGER NOT NULL,
+    PRIMARY KEY (conversation_id, jid)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS keys (
+    objectid        TEXT PRIMARY KEY,
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    seq             INTEGER NOT NULL,
+    history         TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    scheme          TEXT NOT NULL,
+    wrapped         BLOB NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS keys_by_conversation ON keys(conversation_id);
+CREATE TABLE IF NOT EXISTS idempotency (
+    caller          TEXT NOT NULL,
+    key             TEXT NOT NULL,
+    fingerprint     TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    objectid        TEXT NOT NULL,
+    expires_at      INTEGER NOT NULL,
+    PRIMARY KEY (caller, key)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_by_expiry ON idempotency(expires_at);
+"#;
+
+const READERS: usize = 8;
+
+const CONVERSATION_COLUMNS: &str = "id, owner, history, created_at, seq, current_objectid, member_count";
+const MEMBER_COLUMNS: &str = "jid, role, joined_at, joined_seq";
+const KEY_COLUMNS: &str = "objectid, conversation_id, seq, history, created_at, scheme, wrapped";
+
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+fn internal(e: impl std::fmt::Display) -> BackendError {
+    BackendError::Internal(format!("sqlite: {e}"))
+}
+
+fn db_error(e: rusqlite::Error) -> BackendError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            BackendError::Unavailable { reason: "database is busy".into(), retry_after_secs: 1 }
+        }
+        _ => internal(e),
+    }
+}
+
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic while holding a connection leaves nothing half-done that
+    // SQLite has not rolled back, so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // FULL: a key the server handed out must survive a power cut, or messages
+    // sealed with it are lost. secure_delete: crypto-shredding overwrites the
+    // deleted rows instead of leaving them in free pages.
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA secure_delete = ON;")
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<Self, BackendError> {
+        let writer = Connection::open(path).map_err(internal)?;
+        writer.pragma_update(None, "journal_mode", "WAL").map_err(internal)?;
+        configure(&writer).map_err(internal)?;
+        writer.execute_batch(SCHEMA).map_err(internal)?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let c = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                configure(&c)?;
+                Ok(Mutex::new(c))
+            })
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(internal)?;
+        Ok(Self { inner: Arc::new(Inner { writer: Mutex::new(writer), readers, next_reader: AtomicUsize::new(0) }) })
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, BackendError> {
+        let start = self.inner.next_reader.fetch_add(1, Ordering::Relaxed);
+        let n = self.inner.readers.len();
+        let guard = (0..n)
+            .find_map(|i| self.inner.readers[(start + i) % n].try_lock().ok())
+            .unwrap_or_else(|| lock(&self.inner.readers[start % n]));
+        f(&guard).map_err(db_error)
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, BackendError> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || f(&mut lock(&inner.writer))).await.map_err(internal)?.map_err(db_error)
+    }
+}
+
+fn conversation_row(r: &Row<'_>) -> rusqlite::Result<Conversation> {
+    Ok(Conversation {
+        id: parse_col(r, 0, |s| ConversationId::parse(s).ok())?,
+        owner: BareJid::from_stored(r.get(1)?),
+        history: parse_col(r, 2, |s| s.parse().ok())?,
+        created_at: Timestamp::from_millis(r.get(3)?),
+        seq: r.get(4)?,
+        current_objectid: parse_col(r, 5, |s| ObjectId::parse(s).ok())?,
+        member_count: r.get(6)?,
+    })
+}
+
+fn member_row(r: &Row<'_>) -> rusqlite::Result<Member> {
+    Ok(Member {
+        jid: BareJid::from_stored(r.get(0)?),
+        role: parse_col(r, 1, |s| s.parse().ok())?,
+        joined_at: Timestamp::from_millis(r.get(2)?),
+        joined_seq: r.get(3)?,
+    })
+}
+
+fn key_row(r: &Row<'_>) -> rusqlite::Result<StoredKey> {
+    Ok(StoredKey {
+        objectid: parse_col(r, 0, |s| ObjectId::parse(s).ok())?,
+        conversation_id: parse_col(r, 1, |s| ConversationId::parse(s).ok())?,
+        seq: r.get(2)?,
+        history: parse_col(r, 3, |s| s.parse().ok())?,
+        created_at: Timestamp::from_millis(r.get(4)?),
+        wrapped: WrappedKey { scheme: r.get(5)?, blob: r.get(6)? },
+    })
+}
+
+fn parse_col<T>(r: &Row<'_>, idx: usize, parse: impl FnOnce(&str) -> Option<T>) -> rusqlite::Result<T> {
+    let s: String = r.get(idx)?;
+    parse(&s).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, format!("bad value {s:?}").into())
+    })
+}
+
+fn select_member(conn: &Connection, id: &str, jid: &str) -> rusqlite::Result<Option<Member>> {
+    conn.prepare_cached(&format!("SELECT {MEMBER_COLUMNS} FROM members WHERE conversation_id = ?1 AND jid = ?2"))?
+        .query_row(params![id, jid], member_row)
+        .optional()
+}
+
+fn select_key(conn: &Connection, objectid: &str) -> rusqlite::Result<Option<StoredKey>> {
+    conn.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM keys WHERE objectid = ?1"))?
+        .query_row(params![objectid], key_row)
+        .optional()
+}
+
+fn insert_member(conn: &Connection, id: &ConversationId, m: &Member) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO members (conversation_id, jid, role, joined_at, joined_seq) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (conversation_id, jid) DO UPDATE SET role = excluded.role",
+    )?
+    .execute(params![id.as_str(), m.jid.as_str(), m.role.as_str(), m.joined_at.millis(), m.joined_seq])?;
+    Ok(())
+}
+
+fn insert_key(conn: &Connection, k: &StoredKey) -> rusqlite::Result<()> {
+    conn.prepare_cached(&format!("INSERT INTO keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"))?.execute(
+        params![
+            k.objectid.as_str(),
+            k.conversation_id.as_str(),
+            k.seq,
+            k.history.as_str(),
+            k.created_at.millis(),
+            k.wrapped.scheme,
+            k.wrapped.blob
+        ],
+    )?;
+    Ok(())
+}
+
+/// Claims the idempotency key inside the write transaction; returns the
+/// earlier record if the key was already taken (and has not expired).
+fn claim_idempotency(conn: &Connection, rec: &IdempotencyRecord) -> rusqlite::Result<Option<IdempotencyRecord>> {
+    let now = Timestamp::now().millis();
+    // Expired records go a few at a time, so the table stays bounded without
+    // a sweeper and no single write pays for a large cleanup.
+    conn.prepare_cached(
+        "DELETE FROM idempotency WHERE (caller, key) IN
+           (SELECT caller, key FROM idempotency WHERE expires_at <= ?1 LIMIT 16)",
+    )?
+    .execute(params![now])?;
+    if let Some(existing) = select_idempotency(conn, &rec.caller, &rec.key)? {
+        if existing.expires_at.millis() > now {
+            return Ok(Some(existing));
+        }
+    }
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO idempotency (caller, key, fingerprint, conversation_id, objectid, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        rec.caller.as_str(),
+        rec.key,
+        rec.fingerprint,
+        rec.conversation_id.as_str(),
+        rec.objectid.as_str(),
+        rec.expires_at.millis()
+    ])?;
+    Ok(None)
+}
+
+fn select_idempotency(conn: &Connection, caller: &BareJid, key: &str) -> rusqlite::Result<Option<IdempotencyRecord>> {
+    conn.prepare_cached(
+        "SELECT fingerprint, conversation_id, objectid, expires_at FROM idempotency WHERE caller = ?1 AND key = ?2",
+    )?
+    .query_row(params![caller.as_str(), key], |r| {
+        Ok(IdempotencyRecord {
+            caller: caller.clone(),
+            key: key.to_owned(),
+            fingerprint: r.get(0)?,
+            conversation_id: parse_col(r, 1, |s| ConversationId::parse(s).ok())?,
+            objectid: parse_col(r, 2, |s| ObjectId::parse(s).ok())?,
+            expires_at: Timestamp::from_millis(r.get(3)?),
+        })
+    })
+    .optional()
+}
+
+#[async_trait]
+impl ConversationStore for SqliteStore {
+    async fn create(&self, new: NewConversation) -> Result<WriteOutcome, BackendError> {
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let Some(rec) = &new.idempotency {
+                if let Some(existing) = claim_idempotency(&tx, rec)? {
+                    return Ok(WriteOutcome::Replayed(existing));
+                }
+            }
+            let c = &new.conversation;
+            let inserted = tx.execute(
+                &format!("INSERT INTO conversations ({CONVERSATION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING"),
+                params![
+                    c.id.as_str(),
+                    c.owner.as_str(),
+                    c.history.as_str(),
+                    c.created_at.millis(),
+                    c.seq,
+                    c.current_objectid.as_str(),
+                    c.member_count
+                ],
+            )?;
+            if inserted == 0 {
+                return Ok(WriteOutcome::Stale);
+            }
+            for m in &new.members {
+                insert_member(&tx, &c.id, m)?;
+            }
+            insert_key(&tx, &new.key)?;
+            tx.commit()?;
+            Ok(WriteOutcome::Applied)
+        })
+        .await
+    }
+
+    async fn update(&self, u: ConversationUpdate) -> Result<WriteOutcome, BackendError> {
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let id = u.conversation_id.as_str();
+            let bumped = tx.execute(
+                "UPDATE conversations SET seq = ?1, member_count = ?2,
+                        current_objectid = COALESCE(?3, current_objectid)
+                 WHERE id = ?4 AND seq = ?5",
+                params![u.new_seq, u.member_count, u.new_key.as_ref().map(|k| k.objectid.as_str()), id, u.expected_seq],
+            )?;
+            if bumped == 0 {
+                return Ok(WriteOutcome::Stale);
+            }
+            if let Some(rec) = &u.idempotency {
+                if let Some(existing) = claim_idempotency(&tx, rec)? {
+                    // Dropping `tx` rolls the sequence bump back.
+                    return Ok(WriteOutcome::Replayed(existing));
+                }
+            }
+            if let Some(k) = &u.new_key {
+                insert_key(&tx, k)?;
+            }
+            if let Some(m) = &u.upsert_member {
+                insert_member(&tx, &u.conversation_id, m)?;
+            }
+            if let Some(jid) = &u.remove_member {
+                tx.execute("DELETE FROM members WHERE conversation_id = ?1 AND jid = ?2", params![id, jid.as_str()])?;
+            }
+            tx.commit()?;
+            Ok(WriteOutcome::Applied)
+        })
+        .await
+    }
+
+    async fn delete(&self, id: &ConversationId) -> Result<bool, BackendError> {
+        let id = id.clone();
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute("DELETE FROM keys WHERE conversation_id = ?1", params![id.as_str()])?;
+            tx.execute("DELETE FROM members WHERE conversation_id = ?1", params![id.as_str()])?;
+            tx.execute("DELETE FROM idempotency WHERE conversation_id = ?1", params![id.as_str()])?;
+            let n = tx.execute("DELETE FROM conversations WHERE id = ?1", params![id.as_str()])?;
+            tx.commit()?;
+            // Old page images of the deleted rows live on in the WAL until a
+            // checkpoint; shredding means they go now.
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn conversation_for(
+        &self,
+        id: &ConversationId,
+        jid: &BareJid,
+    ) -> Result<Option<(Conversation, Option<Member>)>, BackendError> {
+        self.read(|conn| {
+            let conversation = conn
+                .prepare_cached(&format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = ?1"))?
+                .query_row(params![id.as_str()], conversation_row)
+                .optional()?;
+            match conversation {
+                None => Ok(None),
+                Some(c) => Ok(Some((c, select_member(conn, id.as_str(), jid.as_str())?))),
+            }
+        })
+    }
+
+    async fn conversation_with_members(
+        &self,
+        id: &ConversationId,
+    ) -> Result<Option<(Conversation, Vec<Member>)>, BackendError> {
+        self.read(|conn| {
+            let conversation = conn
+                .prepare_cached(&format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = ?1"))?
+                .query_row(params![id.as_str()], conversation_row)
+                .optional()?;
+            let Some(c) = conversation else { return Ok(None) };
+            let members = conn
+                .prepare_cached(&format!(
+                    "SELECT {MEMBER_COLUMNS} FROM members WHERE conversation_id = ?1 ORDER BY joined_seq, jid"
+                ))?
+                .query_map(params![id.as_str()], member_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Some((c, members)))
+        })
+    }
+
+    async fn current_key_for(
+        &self,
+        id: &ConversationId,
+        jid: &BareJid,
+    ) -> Result<(Option<StoredKey>, Option<Member>), BackendError> {
+        self.read(|conn| {
+            let key = conn
+                .prepare_cached(&format!(
+                    "SELECT k.objectid, k.conversation_id, k.seq, k.history, k.created_at, k.scheme, k.wrapped
+                     FROM conversations c JOIN keys k ON k.objectid = c.current_objectid WHERE c.id = ?1"
+                ))?
+                .query_row(params![id.as_str()], key_row)
+                .optional()?;
+            Ok((key, select_member(conn, id.as_str(), jid.as_str())?))
+        })
+    }
+
+    async fn key_for(
+        &self,
+        objectid: &ObjectId,
+        jid: &BareJid,
+    ) -> Result<(Option<StoredKey>, Option<Member>), BackendError> {
+        self.read(|conn| {
+            let key = select_key(conn, objectid.as_str())?;
+            let member = select_member(conn, objectid.conversation_id().as_str(), jid.as_str())?;
+            Ok((key, member))
+        })
+    }
+
+    async fn keys_for(
+        &self,
+        objectids: &[ObjectId],
+        jid: &BareJid,
+    ) -> Result<(Vec<StoredKey>, Vec<(ConversationId, Member)>), BackendError> {
+        self.read(|conn| {
+            let mut keys = Vec::new();
+            let mut members: Vec<(ConversationId, Member)> = Vec::new();
+            for oid in objectids {
+                if let Some(k) = select_key(conn, oid.as_str())? {
+                    keys.push(k);
+                }
+                let cid = oid.conversation_id();
+                if !members.iter().any(|(c, _)| c == &cid) {
+                    if let Some(m) = select_member(conn, cid.as_str(), jid.as_str())? {
+                        members.push((cid, m));
+                    }
+                }
+            }
+            Ok((keys, members))
+        })
+    }
+
+    async fn idempotency_record(&self, caller: &BareJid, key: &str) -> Result<Option<IdempotencyRecord>, BackendError> {
+        self.read(|conn| select_idempotency(conn, caller, key))
+    }
+}

@@ -1,0 +1,117 @@
+//! Who may do what: pure functions over the domain's data, so the rules can
+//! be read (and tested) in one place.
+
+use crate::error::{Error, Result};
+
+use super::model::{History, Member, Role, StoredKey};
+
+/// May this member read this key? Membership is checked by the caller of this
+/// function: a removed member has no `Member` at all.
+pub fn may_read_key(member: &Member, key: &StoredKey) -> bool {
+    match key.history {
+        History::Shared => true,
+        History::SinceJoin => key.seq >= member.joined_seq,
+    }
+}
+
+/// Checks that `actor` may give `target` (absent when not yet a member) the
+/// role `role`.
+pub fn check_put_member(actor: &Member, target: Option<&Member>, role: Role) -> Result<()> {
+    if !actor.role.manages_members() {
+        return Err(Error::Forbidden("only the owner and admins manage members".into()));
+    }
+    if let Some(t) = target {
+        if t.role == Role::Owner {
+            return Err(Error::Conflict("the owner's role cannot be changed".into()));
+        }
+        if t.role == Role::Admin && role != Role::Admin && actor.role != Role::Owner {
+            return Err(Error::Forbidden("only the owner demotes admins".into()));
+        }
+    }
+    if role == Role::Admin && actor.role != Role::Owner {
+        return Err(Error::Forbidden("only the owner grants admin".into()));
+    }
+    if role == Role::Owner {
+        return Err(Error::BadRequest("role must be \"member\" or \"admin\"".into()));
+    }
+    Ok(())
+}
+
+/// Checks that `actor` may remove `target`: anyone may leave, owners and
+/// admins remove others, only the owner removes admins, nobody removes the owner.
+pub fn check_remove_member(actor: &Member, target: &Member) -> Result<()> {
+    if target.role == Role::Owner {
+        return Err(Error::Conflict("the owner cannot be removed; delete the conversation instead".into()));
+    }
+    if actor.jid == target.jid {
+        return Ok(());
+    }
+    if !actor.role.manages_members() {
+        return Err(Error::Forbidden("only the owner and admins remove other members".into()));
+    }
+    if target.role == Role::Admin && actor.role != Role::Owner {
+        return Err(Error::Forbidden("only the owner removes admins".into()));
+    }
+    Ok(())
+}
+
+pub fn check_delete_conversation(actor: &Member) -> Result<()> {
+    if actor.role == Role::Owner {
+        Ok(())
+    } else {
+        Err(Error::Forbidden("only the owner deletes a conversation".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bare_jid::BareJid;
+    use crate::domain::model::WrappedKey;
+    use crate::ids::{ConversationId, ObjectId};
+    use crate::timestamp::Timestamp;
+
+    fn member(jid: &str, role: Role, joined_seq: u64) -> Member {
+        Member { jid: BareJid::parse(jid).unwrap(), role, joined_at: Timestamp::from_millis(0), joined_seq }
+    }
+
+    fn key(history: History, seq: u64) -> StoredKey {
+        let c = ConversationId::generate().unwrap();
+        StoredKey {
+            objectid: ObjectId::generate(&c).unwrap(),
+            conversation_id: c,
+            seq,
+            history,
+            created_at: Timestamp::from_millis(0),
+            wrapped: WrappedKey { scheme: "x".into(), blob: vec![] },
+        }
+    }
+
+    #[test]
+    fn since_join_hides_older_keys() {
+        let m = member("a@b.c", Role::Member, 5);
+        assert!(!may_read_key(&m, &key(History::SinceJoin, 4)));
+        assert!(may_read_key(&m, &key(History::SinceJoin, 5)));
+        assert!(may_read_key(&m, &key(History::Shared, 1)));
+    }
+
+    #[test]
+    fn role_rules() {
+        let owner = member("o@x.y", Role::Owner, 1);
+        let admin = member("a@x.y", Role::Admin, 1);
+        let plain = member("m@x.y", Role::Member, 1);
+        assert!(check_put_member(&owner, None, Role::Admin).is_ok());
+        assert!(matches!(check_put_member(&admin, None, Role::Admin), Err(Error::Forbidden(_))));
+        assert!(check_put_member(&admin, None, Role::Member).is_ok());
+        assert!(matches!(check_put_member(&plain, None, Role::Member), Err(Error::Forbidden(_))));
+        assert!(matches!(check_put_member(&admin, Some(&owner), Role::Member), Err(Error::Conflict(_))));
+        assert!(matches!(check_remove_member(&owner, &owner), Err(Error::Conflict(_))));
+        assert!(check_remove_member(&plain, &plain).is_ok());
+        assert!(matches!(check_remove_member(&plain, &admin), Err(Error::Forbidden(_))));
+        assert!(matches!(check_remove_member(&admin, &admin.clone()), Ok(())));
+        assert!(matches!(check_remove_member(&admin, &member("b@x.y", Role::Admin, 1)), Err(Error::Forbidden(_))));
+        assert!(check_remove_member(&admin, &plain).is_ok());
+        assert!(check_delete_conversation(&owner).is_ok());
+        assert!(matches!(check_delete_conversation(&admin), Err(Error::Forbidden(_))));
+    }
+}

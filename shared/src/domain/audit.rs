@@ -1,0 +1,44 @@
+//! Audit events: one structured log event per key release or denial and per
+//! membership or lifecycle change, under the `audit` target. They name the
+//! caller, the conversation and the objectid, never key material.
+
+use crate::bare_jid::BareJid;
+
+#[derive(Clone, Copy, Debug)]
+pub enum Outcome {
+    Released,
+    Denied,
+    Applied,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Released => "released",
+            Outcome::Denied => "denied",
+            Outcome::Applied => "applied",
+        }
+    }
+}
+
+pub fn key_event(action: &str, caller: &BareJid, conversation: &str, objectid: &str, outcome: Outcome) {
+    tracing::info!(
+        target: "audit",
+        action,
+        caller = caller.as_str(),
+        conversation,
+        objectid,
+        outcome = outcome.as_str(),
+    );
+}
+
+pub fn change_event(action: &str, caller: &BareJid, conversation: &str, subject: Option<&str>, outcome: Outcome) {
+    tracing::info!(
+        target: "audit",
+        action,
+        caller = caller.as_str(),
+        conversation,
+        subject = subject.unwrap_or(""),
+        outcome = outcome.as_str(),
+    );
+}

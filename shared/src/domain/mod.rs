@@ -1,0 +1,9 @@
+//! The domain: conversations, their members and keys, and the rules of who
+//! may do what. Nothing here knows about HTTP, SQL or AWS.
+
+pub mod access;
+pub mod audit;
+pub mod model;
+pub mod service;
+
+pub use service::{KeyService, Limits};

@@ -1,0 +1,444 @@
+//! The use cases of the key service. Each public method is one API operation:
+//! it reads through the store port, decides with `access`, and writes one
+//! atomic change.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::bare_jid::BareJid;
+use crate::error::{Error, Result};
+use crate::ids::{ConversationId, ObjectId};
+use crate::ports::{
+    BackendError, ConversationStore, ConversationUpdate, KeyContext, KeyWrapper, NewConversation, WriteOutcome,
+};
+use crate::timestamp::Timestamp;
+
+use super::access;
+use super::audit::{self, Outcome};
+use super::model::{Conversation, ConversationView, History, IdempotencyRecord, Member, ReleasedKey, Role, StoredKey};
+
+/// Limits a deployment can tune.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Members per conversation, owner included.
+    pub max_members: usize,
+    /// Object ids per batch request.
+    pub max_batch: usize,
+    /// How long an `Idempotency-Key` is remembered.
+    pub idempotency_ttl_secs: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_members: 1024, max_batch: 100, idempotency_ttl_secs: 24 * 3600 }
+    }
+}
+
+/// Optimistic writes retry this often when another change won the race.
+const MAX_ATTEMPTS: usize = 16;
+
+pub struct KeyService {
+    store: Arc<dyn ConversationStore>,
+    wrapper: Arc<dyn KeyWrapper>,
+    limits: Limits,
+}
+
+impl KeyService {
+    pub fn new(store: Arc<dyn ConversationStore>, wrapper: Arc<dyn KeyWrapper>, limits: Limits) -> Self {
+        Self { store, wrapper, limits }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub async fn create_conversation(
+        &self,
+        caller: &BareJid,
+        members: Vec<BareJid>,
+        history: History,
+        idempotency_key: Option<&str>,
+    ) -> Result<ReleasedKey> {
+        let others: BTreeSet<BareJid> = members.into_iter().filter(|m| m != caller).collect();
+        if others.len() + 1 > self.limits.max_members {
+            return Err(Error::BadRequest(format!(
+                "a conversation has at most {} members, owner included",
+                self.limits.max_members
+            )));
+        }
+        let fingerprint = fingerprint(&[
+            "create_conversation",
+            history.as_str(),
+            &others.iter().map(BareJid::as_str).collect::<Vec<_>>().join("\n"),
+        ]);
+        if let Some(replayed) = self.replay(caller, idempotency_key, &fingerprint).await? {
+            return Ok(replayed);
+        }
+
+        let id = ConversationId::generate()?;
+        let objectid = ObjectId::generate(&id)?;
+        let now = Timestamp::now();
+        let (key, wrapped) = self.wrapper.generate(KeyContext { conversation_id: &id, objectid: &objectid }).await?;
+        let seq = 1;
+        let conversation = Conversation {
+            id: id.clone(),
+            owner: caller.clone(),
+            history,
+            created_at: now,
+            seq,
+            current_objectid: objectid.clone(),
+            member_count: (others.len() + 1) as u32,
+        };
+        let owner = Member { jid: caller.clone(), role: Role::Owner, joined_at: now, joined_seq: seq };
+        let members = std::iter::once(owner)
+            .chain(others.into_iter().map(|jid| Member { jid, role: Role::Member, joined_at: now, joined_seq: seq }))
+            .collect();
+        let stored = StoredKey {
+            objectid: objectid.clone(),
+            conversation_id: id.clone(),
+            seq,
+            history,
+            created_at: now,
+            wrapped,
+        };
+        let idempotency = self.idempotency_record(caller, idempotency_key, fingerprint.clone(), &id, &objectid, now);
+        match self.store.create(NewConversation { conversation, members, key: stored, idempotency }).await? {
+            WriteOutcome::Applied => {
+                audit::change_event("create_conversation", caller, id.as_str(), None, Outcome::Applied);
+                audit::key_event("issue_key", caller, id.as_str(), objectid.as_str(), Outcome::Released);
+                Ok(ReleasedKey { objectid, conversation_id: id, created_at: now, key })
+            }
+            WriteOutcome::Replayed(record) => self.replay_record(caller, &record, &fingerprint).await,
+            WriteOutcome::Stale => Err(Error::Backend(BackendError::Internal("new conversation id collided".into()))),
+        }
+    }
+
+    pub async fn conversation(&self, caller: &BareJid, id: &str) -> Result<ConversationView> {
+        let id = ConversationId::parse(id)?;
+        let Some((conversation, members)) = self.store.conversation_with_members(&id).await? else {
+            return Err(Error::NotFound);
+        };
+        if !members.iter().any(|m| &m.jid == caller) {
+            return Err(Error::NotFound);
+        }
+        Ok(ConversationView { conversation, members })
+    }
+
+    pub async fn current_key(&self, caller: &BareJid, id: &str) -> Result<ReleasedKey> {
+        let id = ConversationId::parse(id)?;
+        let (key, member) = self.store.current_key_for(&id, caller).await?;
+        self.release("current_key", caller, id.as_str(), key, member).await
+    }
+
+    pub async fn key(&self, caller: &BareJid, objectid: &str) -> Result<ReleasedKey> {
+        let oid = match ObjectId::parse(objectid) {
+            Ok(oid) => oid,
+            Err(e) => {
+                audit::key_event("get_key", caller, "", "", Outcome::Denied);
+                return Err(e);
+            }
+        };
+        let (key, member) = self.store.key_for(&oid, caller).await?;
+        self.release("get_key", caller, oid.conversation_id().as_str(), key, member).await
+    }
+
+    /// Releases each readable key; every other id (unknown, malformed or not
+    /// the caller's) is returned as missing, in request order.
+    pub async fn keys(&self, caller: &BareJid, objectids: &[String]) -> Result<(Vec<ReleasedKey>, Vec<String>)> {
+        if objectids.len() > self.limits.max_batch {
+            return Err(Error::BadRequest(format!("at most {} objectids per batch", self.limits.max_batch)));
+        }
+        let mut seen = BTreeSet::new();
+        let wanted: Vec<&String> = objectids.iter().filter(|s| seen.insert(s.as_str())).collect();
+        let parsed: Vec<ObjectId> = wanted.iter().filter_map(|s| ObjectId::parse(s).ok()).collect();
+        let (rows, members) =
+            if parsed.is_empty() { (Vec::new(), Vec::new()) } else { self.store.keys_for(&parsed, caller).await? };
+        let members: HashMap<ConversationId, Member> = members.into_iter().collect();
+        let mut rows: HashMap<ObjectId, StoredKey> = rows.into_iter().map(|k| (k.objectid.clone(), k)).collect();
+
+        let mut released = Vec::new();
+        let mut missing = Vec::new();
+        for raw in wanted {
+            let row = ObjectId::parse(raw).ok().and_then(|oid| rows.remove(&oid));
+            let member = row.as_ref().and_then(|r| members.get(&r.conversation_id)).cloned();
+            let conversation = row.as_ref().map(|r| r.conversation_id.to_string()).unwrap_or_default();
+            match self.release("batch_get_keys", caller, &conversation, row, member).await {
+                Ok(key) => released.push(key),
+                Err(Error::NotFound) => missing.push(raw.clone()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((released, missing))
+    }
+
+    pub async fn rotate_key(&self, caller: &BareJid, id: &str, idempotency_key: Option<&str>) -> Result<ReleasedKey> {
+        let id = ConversationId::parse(id)?;
+        let fingerprint = fingerprint(&["rotate_key", id.as_str()]);
+        if let Some(replayed) = self.replay(caller, idempotency_key, &fingerprint).await? {
+            return Ok(replayed);
+        }
+        let objectid = ObjectId::generate(&id)?;
+        let (key, wrapped) = self.wrapper.generate(KeyContext { conversation_id: &id, objectid: &objectid }).await?;
+        for _ in 0..MAX_ATTEMPTS {
+            let (conversation, _actor) = self.load_member(caller, &id).await?;
+            let now = Timestamp::now();
+            let seq = conversation.seq + 1;
+            let update = ConversationUpdate {
+                conversation_id: id.clone(),
+                expected_seq: conversation.seq,
+                new_seq: seq,
+                member_count: conversation.member_count,
+                new_key: Some(StoredKey {
+                    objectid: objectid.clone(),
+                    conversation_id: id.clone(),
+                    seq,
+                    history: conversation.history,
+                    created_at: now,
+                    wrapped: wrapped.clone(),
+                }),
+                upsert_member: None,
+                remove_member: None,
+                idempotency: self.idempotency_record(caller, idempotency_key, fingerprint.clone(), &id, &objectid, now),
+            };
+            match self.store.update(update).await? {
+                WriteOutcome::Applied => {
+                    audit::key_event("rotate_key", caller, id.as_str(), objectid.as_str(), Outcome::Released);
+                    return Ok(ReleasedKey { objectid, conversation_id: id, created_at: now, key });
+                }
+                WriteOutcome::Replayed(record) => return self.replay_record(caller, &record, &fingerprint).await,
+                WriteOutcome::Stale => continue,
+            }
+        }
+        Err(contended())
+    }
+
+    /// Adds a member or changes a role. Under `since_join`, adding a member
+    /// rotates the key in the same write.
+    pub async fn put_member(&self, caller: &BareJid, id: &str, target: &BareJid, role: Role) -> Result<Member> {
+        let id = ConversationId::parse(id)?;
+        let mut rotation = None;
+        for _ in 0..MAX_ATTEMPTS {
+            let (conversation, actor) = self.load_member(caller, &id).await?;
+            let existing = if target == caller {
+                Some(actor.clone())
+            } else {
+                self.store.conversation_for(&id, target).await?.and_then(|(_, m)| m)
+            };
+            access::check_put_member(&actor, existing.as_ref(), role)?;
+            let now = Timestamp::now();
+            let seq = conversation.seq + 1;
+            let (member, member_count, new_key) = match existing {
+                Some(m) if m.role == role => return Ok(m),
+                Some(m) => (Member { role, ..m }, conversation.member_count, None),
+                None => {
+                    if conversation.member_count as usize >= self.limits.max_members {
+                        return Err(Error::Conflict(format!(
+                            "the conversation already has the maximum of {} members",
+                            self.limits.max_members
+                        )));
+                    }
+                    let member = Member { jid: target.clone(), role, joined_at: now, joined_seq: seq };
+                    let new_key = match conversation.history {
+                        History::Shared => None,
+                        History::SinceJoin => {
+                            if rotation.is_none() {
+                                rotation = Some(self.new_key(&id).await?);
+                            }
+                            rotation.as_ref().map(|(oid, wrapped)| StoredKey {
+                                objectid: ObjectId::clone(oid),
+                                conversation_id: id.clone(),
+                                seq,
+                                history: conversation.history,
+                                created_at: now,
+                                wrapped: Clone::clone(wrapped),
+                            })
+                        }
+                    };
+                    (member, conversation.member_count + 1, new_key)
+                }
+            };
+            let update = ConversationUpdate {
+                conversation_id: id.clone(),
+                expected_seq: conversation.seq,
+                new_seq: seq,
+                member_count,
+                new_key,
+                upsert_member: Some(member.clone()),
+                remove_member: None,
+                idempotency: None,
+            };
+            match self.store.update(update).await? {
+                WriteOutcome::Applied => {
+                    audit::change_event("put_member", caller, id.as_str(), Some(target.as_str()), Outcome::Applied);
+                    return Ok(member);
+                }
+                WriteOutcome::Stale | WriteOutcome::Replayed(_) => continue,
+            }
+        }
+        Err(contended())
+    }
+
+    /// Removes a member and rotates the key in the same write; returns the new
+    /// current objectid.
+    pub async fn remove_member(&self, caller: &BareJid, id: &str, target: &BareJid) -> Result<ObjectId> {
+        let id = ConversationId::parse(id)?;
+        let (objectid, wrapped) = self.new_key(&id).await?;
+        for _ in 0..MAX_ATTEMPTS {
+            let (conversation, actor) = self.load_member(caller, &id).await?;
+            let existing = if target == caller {
+                Some(actor.clone())
+            } else {
+                self.store.conversation_for(&id, target).await?.and_then(|(_, m)| m)
+            };
+            let Some(existing) = existing else {
+                return Err(Error::NotFound);
+            };
+            access::check_remove_member(&actor, &existing)?;
+            let seq = conversation.seq + 1;
+            let update = ConversationUpdate {
+                conversation_id: id.clone(),
+                expected_seq: conversation.seq,
+                new_seq: seq,
+                member_count: conversation.member_count.saturating_sub(1),
+                new_key: Some(StoredKey {
+                    objectid: objectid.clone(),
+                    conversation_id: id.clone(),
+                    seq,
+                    history: conversation.history,
+                    created_at: Timestamp::now(),
+                    wrapped: wrapped.clone(),
+                }),
+                upsert_member: None,
+                remove_member: Some(target.clone()),
+                idempotency: None,
+            };
+            match self.store.update(update).await? {
+                WriteOutcome::Applied => {
+                    audit::change_event("remove_member", caller, id.as_str(), Some(target.as_str()), Outcome::Applied);
+                    return Ok(objectid);
+                }
+                WriteOutcome::Stale | WriteOutcome::Replayed(_) => continue,
+            }
+        }
+        Err(contended())
+    }
+
+    /// Crypto-shredding: every row of the conversation is deleted, so every
+    /// objectid it ever had is unknown from now on.
+    pub async fn delete_conversation(&self, caller: &BareJid, id: &str) -> Result<()> {
+        let id = ConversationId::parse(id)?;
+        let (_, actor) = self.load_member(caller, &id).await?;
+        access::check_delete_conversation(&actor)?;
+        if !self.store.delete(&id).await? {
+            return Err(Error::NotFound);
+        }
+        audit::change_event("delete_conversation", caller, id.as_str(), None, Outcome::Applied);
+        Ok(())
+    }
+
+    /// The conversation and the caller's membership; 404 for non-members.
+    async fn load_member(&self, caller: &BareJid, id: &ConversationId) -> Result<(Conversation, Member)> {
+        match self.store.conversation_for(id, caller).await? {
+            Some((conversation, Some(member))) => Ok((conversation, member)),
+            _ => Err(Error::NotFound),
+        }
+    }
+
+    async fn new_key(&self, id: &ConversationId) -> Result<(ObjectId, crate::domain::model::WrappedKey)> {
+        let objectid = ObjectId::generate(id)?;
+        // The plaintext is not needed: only members fetching it later unwrap it.
+        let (_key, wrapped) = self.wrapper.generate(KeyContext { conversation_id: id, objectid: &objectid }).await?;
+        Ok((objectid, wrapped))
+    }
+
+    /// Unwraps and releases `key` if `member` may read it; otherwise a 404,
+    /// exactly as for an unknown key. Audited either way.
+    async fn release(
+        &self,
+        action: &str,
+        caller: &BareJid,
+        conversation: &str,
+        key: Option<StoredKey>,
+        member: Option<Member>,
+    ) -> Result<ReleasedKey> {
+        let readable = match (key, member) {
+            (Some(k), Some(m)) if access::may_read_key(&m, &k) => k,
+            (k, _) => {
+                let objectid = k.map(|k| k.objectid.to_string()).unwrap_or_default();
+                audit::key_event(action, caller, conversation, &objectid, Outcome::Denied);
+                return Err(Error::NotFound);
+            }
+        };
+        let ctx = KeyContext { conversation_id: &readable.conversation_id, objectid: &readable.objectid };
+        let key = self.wrapper.unwrap(ctx, &readable.wrapped).await?;
+        audit::key_event(action, caller, conversation, readable.objectid.as_str(), Outcome::Released);
+        Ok(ReleasedKey {
+            objectid: readable.objectid,
+            conversation_id: readable.conversation_id,
+            created_at: readable.created_at,
+            key,
+        })
+    }
+
+    fn idempotency_record(
+        &self,
+        caller: &BareJid,
+        key: Option<&str>,
+        fingerprint: String,
+        conversation_id: &ConversationId,
+        objectid: &ObjectId,
+        now: Timestamp,
+    ) -> Option<IdempotencyRecord> {
+        key.map(|k| IdempotencyRecord {
+            caller: caller.clone(),
+            key: k.to_owned(),
+            fingerprint,
+            conversation_id: conversation_id.clone(),
+            objectid: objectid.clone(),
+            expires_at: now.plus_secs(self.limits.idempotency_ttl_secs),
+        })
+    }
+
+    async fn replay(&self, caller: &BareJid, key: Option<&str>, fingerprint: &str) -> Result<Option<ReleasedKey>> {
+        let Some(key) = key else { return Ok(None) };
+        match self.store.idempotency_record(caller, key).await? {
+            Some(record) if record.expires_at > Timestamp::now() => {
+                self.replay_record(caller, &record, fingerprint).await.map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Answers a retried request with the key it created the first time, as
+    /// the caller may read it now (a caller removed since gets a 404).
+    async fn replay_record(
+        &self,
+        caller: &BareJid,
+        record: &IdempotencyRecord,
+        fingerprint: &str,
+    ) -> Result<ReleasedKey> {
+        if record.fingerprint != fingerprint {
+            return Err(Error::Conflict("this Idempotency-Key was already used for a different request".into()));
+        }
+        let (key, member) = self.store.key_for(&record.objectid, caller).await?;
+        self.release("replay", caller, record.conversation_id.as_str(), key, member).await
+    }
+}
+
+fn fingerprint(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p.as_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn contended() -> Error {
+    Error::Backend(BackendError::Unavailable {
+        reason: "the conversation is changing too fast; retry".into(),
+        retry_after_secs: 1,
+    })
+}

@@ -1,0 +1,76 @@
+//! The framework-neutral request every handler takes. The local server and
+//! the Lambda entrypoints each build one: claims from a token they verified
+//! (or API Gateway's authorizer verified), path parameters from their router.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use serde::de::DeserializeOwned;
+
+use crate::bare_jid::BareJid;
+use crate::error::{Error, Result};
+
+/// Request bodies larger than this are refused with 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Verified token claims, as strings (the form API Gateway passes them in).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Claims(pub BTreeMap<String, String>);
+
+impl Claims {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// The caller's bare JID. Only access tokens are accepted: API Gateway's
+    /// JWT authorizer does not look at `token_use`, so an ID token from the
+    /// same user pool would otherwise pass.
+    pub fn caller(&self, jid_claim: &str) -> Result<BareJid> {
+        if self.get("token_use") != Some("access") {
+            return Err(Error::Unauthorized("an access token is required (token_use must be \"access\")".into()));
+        }
+        let raw =
+            self.get(jid_claim).ok_or_else(|| Error::Unauthorized(format!("the token has no {jid_claim:?} claim")))?;
+        BareJid::parse(raw)
+            .map_err(|_| Error::Unauthorized(format!("the token's {jid_claim:?} claim is not a bare JID")))
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ApiRequest {
+    pub claims: Claims,
+    pub params: BTreeMap<String, String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl ApiRequest {
+    pub fn param(&self, name: &str) -> Result<&str> {
+        self.params.get(name).map(String::as_str).ok_or(Error::NotFound)
+    }
+
+    /// Parses the body as JSON into `T`; every failure is a 400 that says why.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        if self.body.len() > MAX_BODY_BYTES {
+            return Err(too_large());
+        }
+        if self.body.is_empty() {
+            return Err(Error::BadRequest("a JSON request body is required".into()));
+        }
+        serde_json::from_slice(&self.body).map_err(|e| Error::BadRequest(format!("invalid request body: {e}")))
+    }
+
+    /// The `Idempotency-Key` header: 1 to 255 visible ASCII characters.
+    pub fn idempotency_key(&self) -> Result<Option<&str>> {
+        let Some(v) = self.headers.get("idempotency-key") else { return Ok(None) };
+        match v.to_str() {
+            Ok(s) if !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_graphic()) => Ok(Some(s)),
+            _ => Err(Error::BadRequest("Idempotency-Key must be 1 to 255 visible ASCII characters".into())),
+        }
+    }
+}
+
+pub fn too_large() -> Error {
+    Error::PayloadTooLarge(format!("request bodies are limited to {MAX_BODY_BYTES} bytes"))
+}
