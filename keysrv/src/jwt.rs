@@ -190,10 +190,10 @@ impl Verifier {
     pub fn verify(&self, token: &str) -> Result<Claims, JwtError> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let now = now_secs();
-        if let Some((claims, exp)) = self.cache().get(&digest) {
-            if *exp > now {
-                return Ok(claims.clone());
-            }
+        if let Some((claims, exp)) = self.cache().get(&digest)
+            && *exp > now
+        {
+            return Ok(claims.clone());
         }
         let claims = self.verify_uncached(token)?;
         let exp = claims.get("exp").and_then(|e| e.parse::<u64>().ok()).unwrap_or(0);

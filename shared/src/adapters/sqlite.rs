@@ -225,10 +225,10 @@ fn claim_idempotency(conn: &Connection, rec: &IdempotencyRecord) -> rusqlite::Re
            (SELECT caller, key FROM idempotency WHERE expires_at <= ?1 LIMIT 16)",
     )?
     .execute(params![now])?;
-    if let Some(existing) = select_idempotency(conn, &rec.caller, &rec.key)? {
-        if existing.expires_at.millis() > now {
-            return Ok(Some(existing));
-        }
+    if let Some(existing) = select_idempotency(conn, &rec.caller, &rec.key)?
+        && existing.expires_at.millis() > now
+    {
+        return Ok(Some(existing));
     }
     conn.prepare_cached(
         "INSERT OR REPLACE INTO idempotency (caller, key, fingerprint, conversation_id, objectid, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -266,10 +266,10 @@ impl ConversationStore for SqliteStore {
     async fn create(&self, new: NewConversation) -> Result<WriteOutcome, BackendError> {
         self.write(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if let Some(rec) = &new.idempotency {
-                if let Some(existing) = claim_idempotency(&tx, rec)? {
-                    return Ok(WriteOutcome::Replayed(existing));
-                }
+            if let Some(rec) = &new.idempotency
+                && let Some(existing) = claim_idempotency(&tx, rec)?
+            {
+                return Ok(WriteOutcome::Replayed(existing));
             }
             let c = &new.conversation;
             let inserted = tx.execute(
@@ -310,11 +310,11 @@ impl ConversationStore for SqliteStore {
             if bumped == 0 {
                 return Ok(WriteOutcome::Stale);
             }
-            if let Some(rec) = &u.idempotency {
-                if let Some(existing) = claim_idempotency(&tx, rec)? {
-                    // Dropping `tx` rolls the sequence bump back.
-                    return Ok(WriteOutcome::Replayed(existing));
-                }
+            if let Some(rec) = &u.idempotency
+                && let Some(existing) = claim_idempotency(&tx, rec)?
+            {
+                // Dropping `tx` rolls the sequence bump back.
+                return Ok(WriteOutcome::Replayed(existing));
             }
             if let Some(k) = &u.new_key {
                 insert_key(&tx, k)?;
@@ -392,10 +392,10 @@ impl ConversationStore for SqliteStore {
     ) -> Result<(Option<StoredKey>, Option<Member>), BackendError> {
         self.read(|conn| {
             let key = conn
-                .prepare_cached(&format!(
+                .prepare_cached(
                     "SELECT k.objectid, k.conversation_id, k.seq, k.history, k.created_at, k.scheme, k.wrapped
-                     FROM conversations c JOIN keys k ON k.objectid = c.current_objectid WHERE c.id = ?1"
-                ))?
+                     FROM conversations c JOIN keys k ON k.objectid = c.current_objectid WHERE c.id = ?1",
+                )?
                 .query_row(params![id.as_str()], key_row)
                 .optional()?;
             Ok((key, select_member(conn, id.as_str(), jid.as_str())?))
@@ -427,10 +427,10 @@ impl ConversationStore for SqliteStore {
                     keys.push(k);
                 }
                 let cid = oid.conversation_id();
-                if !members.iter().any(|(c, _)| c == &cid) {
-                    if let Some(m) = select_member(conn, cid.as_str(), jid.as_str())? {
-                        members.push((cid, m));
-                    }
+                if !members.iter().any(|(c, _)| c == &cid)
+                    && let Some(m) = select_member(conn, cid.as_str(), jid.as_str())?
+                {
+                    members.push((cid, m));
                 }
             }
             Ok((keys, members))
