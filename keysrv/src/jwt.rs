@@ -171,6 +171,7 @@ impl Verifier {
         validation.set_issuer(&[issuer]);
         validation.set_required_spec_claims(&["exp", "iss"]);
         validation.leeway = 5;
+        validation.validate_nbf = true;
         // Cognito access tokens carry the app client in `client_id`, not `aud`;
         // `verify` checks whichever is present.
         validation.validate_aud = false;

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
@@ -35,9 +36,9 @@ pub fn router(server: Arc<Server>) -> Router {
             route.path(),
             on(
                 filter,
-                move |state: State<Arc<Server>>, params: Option<Path<BTreeMap<String, String>>>, req: Request| {
-                    serve(state, route, params, req)
-                },
+                move |state: State<Arc<Server>>,
+                      params: Result<Path<BTreeMap<String, String>>, PathRejection>,
+                      req: Request| { serve(state, route, params, req) },
             ),
         );
     }
@@ -52,7 +53,7 @@ pub fn router(server: Arc<Server>) -> Router {
 async fn serve(
     State(server): State<Arc<Server>>,
     route: Route,
-    params: Option<Path<BTreeMap<String, String>>>,
+    params: Result<Path<BTreeMap<String, String>>, PathRejection>,
     req: Request,
 ) -> Response {
     let started = Instant::now();
@@ -69,7 +70,7 @@ async fn serve(
 async fn authenticate_and_handle(
     server: &Server,
     route: Route,
-    params: Option<Path<BTreeMap<String, String>>>,
+    params: Result<Path<BTreeMap<String, String>>, PathRejection>,
     req: Request,
 ) -> Response {
     let (parts, body) = req.into_parts();
@@ -80,20 +81,32 @@ async fn authenticate_and_handle(
             return to_axum(problem::from_error(&keysrv_shared::Error::Unauthorized(e.to_string())));
         }
     };
-    let Some(Path(params)) = params else {
-        return to_axum(problem::problem(StatusCode::BAD_REQUEST, "path parameters are not valid UTF-8"));
+    let Ok(Path(params)) = params else {
+        return to_axum(problem::problem(
+            StatusCode::BAD_REQUEST,
+            "path parameters must be valid percent-encoded UTF-8",
+        ));
     };
     let declared =
         parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
-        return to_axum(problem::from_error(&too_large()));
+        return too_large_response();
     }
     let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(b) => b,
-        Err(_) => return to_axum(problem::from_error(&too_large())),
+        Err(_) => return too_large_response(),
     };
     let api = ApiRequest { claims, params, headers: parts.headers, body };
     to_axum(keysrv_shared::http::handle(&server.app, route, api).await)
+}
+
+/// The rest of an oversized body is never read, so the connection cannot
+/// carry another request: say so, or a keep-alive client sends its next
+/// request into a closing socket.
+fn too_large_response() -> Response {
+    let mut resp = problem::from_error(&too_large());
+    resp.headers_mut().insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+    to_axum(resp)
 }
 
 fn to_axum(resp: http::Response<bytes::Bytes>) -> Response {

@@ -39,6 +39,14 @@ impl Default for Limits {
 /// Optimistic writes retry this often when another change won the race.
 const MAX_ATTEMPTS: usize = 16;
 
+/// Waits a random few milliseconds, growing with the attempt, so writers
+/// that lost a race do not collide again in lockstep.
+async fn back_off(attempt: usize) {
+    let cap_ms = 1u64 << attempt.min(6);
+    let jitter = crate::ids::random_bytes::<2>().map(u16::from_le_bytes).unwrap_or(0);
+    tokio::time::sleep(std::time::Duration::from_micros(u64::from(jitter) * cap_ms * 1000 / 65_536)).await;
+}
+
 pub struct KeyService {
     store: Arc<dyn ConversationStore>,
     wrapper: Arc<dyn KeyWrapper>,
@@ -181,7 +189,10 @@ impl KeyService {
         }
         let objectid = ObjectId::generate(&id)?;
         let (key, wrapped) = self.wrapper.generate(KeyContext { conversation_id: &id, objectid: &objectid }).await?;
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                back_off(attempt).await;
+            }
             let (conversation, _actor) = self.load_member(caller, &id).await?;
             let now = Timestamp::now();
             let seq = conversation.seq + 1;
@@ -219,7 +230,10 @@ impl KeyService {
     pub async fn put_member(&self, caller: &BareJid, id: &str, target: &BareJid, role: Role) -> Result<Member> {
         let id = ConversationId::parse(id)?;
         let mut rotation = None;
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                back_off(attempt).await;
+            }
             let (conversation, actor) = self.load_member(caller, &id).await?;
             let existing = if target == caller {
                 Some(actor.clone())
@@ -285,7 +299,10 @@ impl KeyService {
     pub async fn remove_member(&self, caller: &BareJid, id: &str, target: &BareJid) -> Result<ObjectId> {
         let id = ConversationId::parse(id)?;
         let (objectid, wrapped) = self.new_key(&id).await?;
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                back_off(attempt).await;
+            }
             let (conversation, actor) = self.load_member(caller, &id).await?;
             let existing = if target == caller {
                 Some(actor.clone())

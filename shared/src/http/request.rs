@@ -58,6 +58,11 @@ impl ApiRequest {
         if self.body.is_empty() {
             return Err(Error::BadRequest("a JSON request body is required".into()));
         }
+        // serde also fills a struct from an array of its fields; the API
+        // speaks only objects.
+        if self.body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(Error::BadRequest("the request body must be a JSON object".into()));
+        }
         serde_json::from_slice(&self.body).map_err(|e| Error::BadRequest(format!("invalid request body: {e}")))
     }
 

@@ -1,0 +1,764 @@
+//! The behaviour-test harness: starts a real `keysrv server` process on a
+//! fresh data directory, mints tokens the way the server checks them, and
+//! talks to it over real HTTP.
+//!
+//! The suite in `tests/` only uses what is here, and only through HTTP plus
+//! three backend hooks (`token`/`bad_tokens`, `row_counts`, `storage_files`),
+//! so that it can later run unchanged against another backend: a second
+//! `TestServer::start_*` that launches that backend and implements the hooks.
+//!
+//! The server binary is `target/<profile>/keysrv`, built once per test binary
+//! with `cargo build -p keysrv --bin keysrv` (set `KEYSRV_BIN` to use another
+//! binary and skip the build).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock, mpsc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use keysrv::jwt::{DEV_CLIENT_ID, DEV_ISSUER, DevIssuer, now_secs};
+use reqwest::Method;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::{Value, json};
+
+pub use reqwest;
+pub use serde_json;
+
+/// Pass as the token to send no `Authorization` header at all.
+pub const NO_TOKEN: &str = "";
+
+/// How long a server may take to print its address, or to exit after SIGTERM.
+const PROCESS_TIMEOUT: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------
+// Paths of the API.
+
+pub const CONVERSATIONS: &str = "/v1/conversations";
+pub const BATCH: &str = "/v1/keys/batch";
+
+pub fn conversation_path(conversation_id: &str) -> String {
+    format!("/v1/conversations/{conversation_id}")
+}
+
+pub fn current_key_path(conversation_id: &str) -> String {
+    format!("/v1/conversations/{conversation_id}/keys/current")
+}
+
+pub fn rotate_path(conversation_id: &str) -> String {
+    format!("/v1/conversations/{conversation_id}/keys")
+}
+
+pub fn key_path(objectid: &str) -> String {
+    format!("/v1/keys/{objectid}")
+}
+
+/// `jid` is put in the path as given: percent-encode it first where needed.
+pub fn member_path(conversation_id: &str, jid: &str) -> String {
+    format!("/v1/conversations/{conversation_id}/members/{jid}")
+}
+
+// ---------------------------------------------------------------------------
+// Small helpers.
+
+/// Decodes a key as the API returns it (padded standard base64) and checks
+/// that it is 32 bytes.
+#[track_caller]
+pub fn decode_key(b64: &str) -> Vec<u8> {
+    let bytes = STANDARD.decode(b64).unwrap_or_else(|e| panic!("key {b64:?} is not standard base64: {e}"));
+    assert_eq!(bytes.len(), 32, "key {b64:?} is not 32 bytes");
+    assert_eq!(STANDARD.encode(&bytes), b64, "key {b64:?} is not canonical padded base64");
+    bytes
+}
+
+/// Asserts that `s` is an RFC 3339 timestamp.
+#[track_caller]
+pub fn assert_rfc3339(s: &str) {
+    use time::OffsetDateTime;
+    use time::format_description::well_known::Rfc3339;
+    assert!(OffsetDateTime::parse(s, &Rfc3339).is_ok(), "{s:?} is not an RFC 3339 timestamp");
+}
+
+/// Asserts that `s` is shaped like a conversation id: 22 characters of
+/// unpadded base64url.
+#[track_caller]
+pub fn assert_conversation_id(s: &str) {
+    assert!(
+        s.len() == 22 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "{s:?} is not 22 characters of base64url"
+    );
+}
+
+fn unique() -> u64 {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    nanos ^ (N.fetch_add(1, Ordering::Relaxed) << 48) ^ (u64::from(std::process::id()) << 32)
+}
+
+/// A well-formed conversation id (22 characters of base64url) that names nothing.
+pub fn unknown_conversation_id() -> String {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&unique().to_le_bytes());
+    bytes[8..].copy_from_slice(&unique().to_be_bytes());
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A well-formed objectid that names nothing.
+pub fn unknown_objectid() -> String {
+    format!("{}.{}", unknown_conversation_id(), unknown_conversation_id())
+}
+
+/// An objectid of an existing conversation with an unknown key part.
+pub fn unknown_objectid_in(conversation_id: &str) -> String {
+    format!("{conversation_id}.{}", unknown_conversation_id())
+}
+
+// ---------------------------------------------------------------------------
+// Locating and building the server binary.
+
+fn keysrv_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("KEYSRV_BIN") {
+            return PathBuf::from(p);
+        }
+        // Test binaries live in <target>/<profile dir>/deps/.
+        let exe = std::env::current_exe().expect("current_exe");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or_else(|| panic!("{} is not in <target>/<profile>/deps", exe.display()))
+            .to_path_buf();
+        let target_dir = profile_dir.parent().expect("profile dir has a parent").to_path_buf();
+        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => "dev".to_owned(),
+            Some(other) => other.to_owned(),
+        };
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let out = Command::new(cargo)
+            .current_dir(workspace)
+            .args(["build", "--quiet", "-p", "keysrv", "--bin", "keysrv", "--profile", &profile, "--target-dir"])
+            .arg(&target_dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running cargo build -p keysrv");
+        assert!(out.status.success(), "cargo build -p keysrv failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        let bin = profile_dir.join("keysrv");
+        assert!(bin.is_file(), "{} was not built", bin.display());
+        bin
+    })
+}
+
+// ---------------------------------------------------------------------------
+// The server.
+
+/// Row counts of the backend's tables (conversations, members, keys,
+/// idempotency records): how tests check that a rejected write wrote nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowCounts {
+    pub conversations: i64,
+    pub members: i64,
+    pub keys: i64,
+    pub idempotency: i64,
+}
+
+/// A running `keysrv server` on its own data directory. Dropping it kills the
+/// process and removes the directory.
+pub struct TestServer {
+    /// Base URL, e.g. `http://127.0.0.1:41234` (changes on restart).
+    pub url: String,
+    pub data_dir: PathBuf,
+    /// The server's stderr (its JSON logs), appended across restarts.
+    pub log_path: PathBuf,
+    /// The server's stdout, appended across restarts.
+    pub stdout_path: PathBuf,
+    root: PathBuf,
+    env: Vec<(String, String)>,
+    child: Option<Child>,
+    client: Client,
+    issuer: OnceLock<DevIssuer>,
+    foreign: OnceLock<DevIssuer>,
+    issued: Mutex<Vec<String>>,
+}
+
+impl TestServer {
+    /// Starts `keysrv server` on the embedded backends with a fresh data directory.
+    pub fn start() -> Self {
+        Self::start_with_env(&[])
+    }
+
+    /// Like `start`, with extra environment variables for the server (every
+    /// `KEYSRV_*` variable of the test's own environment is removed first).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Self {
+        let root = std::env::temp_dir().join(format!("keysrv-test-{}-{:x}", std::process::id(), unique()));
+        fs::create_dir_all(&root).expect("creating the test's temp dir");
+        let mut server = Self {
+            url: String::new(),
+            data_dir: root.join("data"),
+            log_path: root.join("server.log"),
+            stdout_path: root.join("stdout.log"),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            root,
+            child: None,
+            client: Client::new(String::new()),
+            issuer: OnceLock::new(),
+            foreign: OnceLock::new(),
+            issued: Mutex::new(Vec::new()),
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "server already running");
+        let open_append = |p: &Path| -> File {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .unwrap_or_else(|e| panic!("opening {}: {e}", p.display()))
+        };
+        let stderr = open_append(&self.log_path);
+        let mut stdout_log = open_append(&self.stdout_path);
+        let mut cmd = Command::new(keysrv_bin());
+        cmd.arg("server").arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(&self.data_dir);
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("KEYSRV_") {
+                cmd.env_remove(k);
+            }
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::from(stderr));
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("starting {}: {e}", keysrv_bin().display()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut first = String::new();
+            let _ = reader.read_line(&mut first);
+            let _ = stdout_log.write_all(first.as_bytes());
+            let _ = tx.send(first);
+            let mut rest = Vec::new();
+            let _ = reader.read_to_end(&mut rest);
+            let _ = stdout_log.write_all(&rest);
+        });
+        let line = rx.recv_timeout(PROCESS_TIMEOUT).unwrap_or_default();
+        let Some(url) = line.trim().strip_prefix("keysrv listening on ").map(str::to_owned) else {
+            let _ = child.kill();
+            let status = child.wait();
+            panic!(
+                "keysrv did not report its address (first stdout line {line:?}, exit {status:?}); its log:\n{}",
+                self.log()
+            );
+        };
+        self.child = Some(child);
+        self.url = url.clone();
+        self.client = Client::new(url);
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; panics if it does not
+    /// within 30 s.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("server is not running");
+        let sent = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        assert!(sent.is_ok_and(|s| s.success()), "could not send SIGTERM to the server");
+        let deadline = Instant::now() + PROCESS_TIMEOUT;
+        loop {
+            if let Some(status) = child.try_wait().expect("waiting for the server") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("keysrv did not exit within {PROCESS_TIMEOUT:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Kills the process with SIGKILL (a crash) and waits for it.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("server is not running");
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+    }
+
+    /// Stops the server (SIGTERM) if it is running, and starts it again on
+    /// the same data directory. The URL changes.
+    pub fn restart(&mut self) {
+        if self.child.is_some() {
+            let status = self.stop();
+            assert!(status.success(), "keysrv exited with {status} after SIGTERM");
+        }
+        self.spawn();
+    }
+
+    /// Sets an environment variable for the server from its next (re)start on.
+    pub fn set_env(&mut self, name: &str, value: &str) {
+        self.env.retain(|(k, _)| k != name);
+        self.env.push((name.to_owned(), value.to_owned()));
+    }
+
+    /// A client for this server (cheap to clone; for spawned tasks). It
+    /// points at the current URL: get a new one after `restart`.
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    fn issuer(&self) -> &DevIssuer {
+        self.issuer.get_or_init(|| DevIssuer::load_or_create(&self.data_dir).expect("loading the dev signing key"))
+    }
+
+    fn remember(&self, token: &str) {
+        self.issued.lock().unwrap_or_else(|p| p.into_inner()).push(token.to_owned());
+    }
+
+    /// A valid access token for `jid` (one hour).
+    pub fn token(&self, jid: &str) -> String {
+        let token = self.issuer().access_token(jid, 3600).expect("signing a token");
+        self.remember(&token);
+        token
+    }
+
+    /// Tokens for `jid` that must each be refused with 401, with a label:
+    /// a bad signature, expired, a wrong audience, and an ID token.
+    pub fn bad_tokens(&self, jid: &str) -> Vec<(&'static str, String)> {
+        let now = now_secs();
+        let access = json!({
+            "iss": DEV_ISSUER,
+            "sub": jid,
+            "username": jid,
+            "client_id": DEV_CLIENT_ID,
+            "token_use": "access",
+            "scope": "keysrv/api",
+            "iat": now,
+            "exp": now + 3600,
+        });
+        let foreign = self.foreign.get_or_init(|| {
+            DevIssuer::load_or_create(&self.root.join("foreign-issuer")).expect("creating a foreign signing key")
+        });
+        let mut expired = access.clone();
+        expired["iat"] = json!(now - 7200);
+        expired["exp"] = json!(now - 3600);
+        let mut wrong_audience = access.clone();
+        wrong_audience["client_id"] = json!("some-other-client");
+        let id_token = json!({
+            "iss": DEV_ISSUER,
+            "sub": jid,
+            "aud": DEV_CLIENT_ID,
+            "token_use": "id",
+            "cognito:username": jid,
+            "username": jid,
+            "email": jid,
+            "iat": now,
+            "exp": now + 3600,
+        });
+        let sign = |issuer: &DevIssuer, claims: &Value| issuer.sign(claims).expect("signing a token");
+        let tokens = vec![
+            ("bad signature", sign(foreign, &access)),
+            ("expired", sign(self.issuer(), &expired)),
+            ("wrong audience", sign(self.issuer(), &wrong_audience)),
+            ("id token", sign(self.issuer(), &id_token)),
+        ];
+        for (_, t) in &tokens {
+            self.remember(t);
+        }
+        tokens
+    }
+
+    /// Every token `token` and `bad_tokens` produced so far.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.issued.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The server's log (stderr) so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Every file the server wrote its output to (stderr and stdout).
+    pub fn output_files(&self) -> Vec<PathBuf> {
+        vec![self.log_path.clone(), self.stdout_path.clone()]
+    }
+
+    /// Every file of the backend's storage (the data directory, recursively).
+    pub fn storage_files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            let Ok(entries) = fs::read_dir(dir) else { return };
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else {
+                    out.push(p);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.data_dir, &mut out);
+        out.sort();
+        out
+    }
+
+    /// The embedded backend's database file.
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data_dir.join("keysrv.sqlite3")
+    }
+
+    /// Counts the rows of the backend's tables (read-only; the server may be
+    /// running).
+    pub fn row_counts(&self) -> RowCounts {
+        use rusqlite::{Connection, OpenFlags};
+        let conn = Connection::open_with_flags(self.sqlite_path(), OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("opening the database read-only");
+        conn.busy_timeout(Duration::from_secs(5)).expect("busy_timeout");
+        let count = |table: &str| -> i64 {
+            conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+                .unwrap_or_else(|e| panic!("counting {table}: {e}"))
+        };
+        RowCounts {
+            conversations: count("conversations"),
+            members: count("members"),
+            keys: count("keys"),
+            idempotency: count("idempotency"),
+        }
+    }
+}
+
+impl Deref for TestServer {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(40)..];
+            eprintln!("--- last lines of the keysrv log ({}) ---\n{}", self.log_path.display(), tail.join("\n"));
+        }
+        let _ = fs::remove_dir_all(&self.root);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The HTTP client.
+
+/// A response: status, headers, and the body both raw and as JSON
+/// (`Value::Null` when empty or not JSON).
+#[derive(Clone, Debug)]
+pub struct Resp {
+    /// `METHOD path`, for messages.
+    pub request: String,
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub raw: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn describe(&self) -> String {
+        format!("{} -> {} {}", self.request, self.status, String::from_utf8_lossy(&self.raw))
+    }
+
+    /// Asserts the status.
+    #[track_caller]
+    pub fn expect(&self, status: u16) -> &Self {
+        assert_eq!(self.status, status, "unexpected status: {}", self.describe());
+        self
+    }
+
+    /// Asserts `Cache-Control: no-store`.
+    #[track_caller]
+    pub fn expect_no_store(&self) -> &Self {
+        assert_eq!(
+            self.header("cache-control"),
+            Some("no-store"),
+            "missing Cache-Control: no-store: {}",
+            self.describe()
+        );
+        self
+    }
+
+    /// Asserts an RFC 9457 problem response with this status: content type
+    /// `application/problem+json`, and `type`, `title`, `status` and `detail`,
+    /// and `Cache-Control: no-store`.
+    #[track_caller]
+    pub fn expect_problem(&self, status: u16) -> &Self {
+        if let Some(complaint) = self.problem_complaint(status) {
+            panic!("{complaint}");
+        }
+        self
+    }
+
+    /// What is wrong with this response as a problem response with this
+    /// status, if anything (for tests that collect every failure first).
+    pub fn problem_complaint(&self, status: u16) -> Option<String> {
+        let ct = self.header("content-type").unwrap_or_default();
+        let b = &self.body;
+        let complaint = if self.status != status {
+            format!("expected {status}")
+        } else if !ct.starts_with("application/problem+json") {
+            format!("content type {ct:?} is not problem+json")
+        } else if b["type"].as_str().is_none_or(str::is_empty) {
+            "problem without type".to_owned()
+        } else if b["title"].as_str().is_none_or(str::is_empty) {
+            "problem without title".to_owned()
+        } else if b["detail"].as_str().is_none_or(str::is_empty) {
+            "problem without detail".to_owned()
+        } else if b["status"].as_u64() != Some(u64::from(status)) {
+            "problem status field differs".to_owned()
+        } else if self.header("cache-control") != Some("no-store") {
+            "no Cache-Control: no-store".to_owned()
+        } else {
+            return None;
+        };
+        Some(format!("{complaint}: {}", self.describe()))
+    }
+
+    /// A string field of the JSON body.
+    #[track_caller]
+    pub fn str(&self, field: &str) -> String {
+        match &self.body[field] {
+            Value::String(s) => s.clone(),
+            _ => panic!("no string field {field:?}: {}", self.describe()),
+        }
+    }
+
+    /// The decoded `key` field of a key object.
+    #[track_caller]
+    pub fn key_bytes(&self) -> Vec<u8> {
+        decode_key(&self.str("key"))
+    }
+}
+
+/// What `create_conversation` returned.
+#[derive(Clone, Debug)]
+pub struct Created {
+    pub conversation_id: String,
+    pub objectid: String,
+    pub key: Vec<u8>,
+    pub body: Value,
+}
+
+/// A key object, decoded.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Key {
+    pub objectid: String,
+    pub key: Vec<u8>,
+}
+
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    fn new(base: String) -> Self {
+        let http =
+            reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("building the HTTP client");
+        Self { base, http }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    /// A client for the same server that opens a new connection for every
+    /// request (no keep-alive pool).
+    pub fn fresh(&self) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("building the HTTP client");
+        Self { base: self.base.clone(), http }
+    }
+
+    /// Sends a request. `token` empty means no `Authorization` header;
+    /// `body` is sent as is. Panics on a transport error.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        headers: &[(&str, &[u8])],
+        body: Option<Vec<u8>>,
+    ) -> Resp {
+        let what = format!("{method} {path}");
+        self.try_send(method, path, token, headers, body).await.unwrap_or_else(|e| panic!("{what}: {e}"))
+    }
+
+    /// Like `send`, returning transport errors (with their causes) instead of panicking.
+    pub async fn try_send(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        headers: &[(&str, &[u8])],
+        body: Option<Vec<u8>>,
+    ) -> Result<Resp, String> {
+        let mut req = self.http.request(method.clone(), format!("{}{path}", self.base));
+        if !token.is_empty() {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("header name");
+            let value = HeaderValue::from_bytes(value).expect("header value");
+            req = req.header(name, value);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b);
+        }
+        let chain = |e: reqwest::Error| {
+            let mut msg = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                msg.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            msg
+        };
+        let resp = req.send().await.map_err(chain)?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let raw = resp.bytes().await.map_err(chain)?.to_vec();
+        let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+        Ok(Resp { request: format!("{method} {path}"), status, headers, body, raw })
+    }
+
+    fn json_body(body: Option<&Value>) -> Option<Vec<u8>> {
+        body.map(|b| serde_json::to_vec(b).expect("serializing JSON"))
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Resp {
+        self.send(Method::GET, path, token, &[], None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Option<&Value>) -> Resp {
+        self.send(Method::POST, path, token, &[], Self::json_body(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Option<&Value>) -> Resp {
+        self.send(Method::PUT, path, token, &[], Self::json_body(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Resp {
+        self.send(Method::DELETE, path, token, &[], None).await
+    }
+
+    // --- The API's operations, asserting success. ---
+
+    /// `POST /v1/conversations`; asserts 201.
+    pub async fn create_conversation(&self, token: &str, members: &[&str], history: &str) -> Created {
+        let r = self.post(CONVERSATIONS, token, Some(&json!({"members": members, "history": history}))).await;
+        r.expect(201);
+        let key = &r.body["key"];
+        Created {
+            conversation_id: r.str("conversation_id"),
+            objectid: key["objectid"].as_str().expect("key.objectid").to_owned(),
+            key: decode_key(key["key"].as_str().expect("key.key")),
+            body: r.body.clone(),
+        }
+    }
+
+    /// `GET /v1/conversations/{id}`; asserts 200.
+    pub async fn conversation(&self, token: &str, conversation_id: &str) -> Value {
+        let r = self.get(&conversation_path(conversation_id), token).await;
+        r.expect(200);
+        r.body
+    }
+
+    /// The current objectid, as `GET /v1/conversations/{id}` shows it.
+    pub async fn current_objectid(&self, token: &str, conversation_id: &str) -> String {
+        let c = self.conversation(token, conversation_id).await;
+        c["current_objectid"].as_str().expect("current_objectid").to_owned()
+    }
+
+    /// `GET .../keys/current`; asserts 200.
+    pub async fn current_key(&self, token: &str, conversation_id: &str) -> Key {
+        let r = self.get(&current_key_path(conversation_id), token).await;
+        r.expect(200);
+        Key { objectid: r.str("objectid"), key: r.key_bytes() }
+    }
+
+    /// `POST .../keys`; asserts 201.
+    pub async fn rotate(&self, token: &str, conversation_id: &str) -> Key {
+        let r = self.post(&rotate_path(conversation_id), token, None).await;
+        r.expect(201);
+        Key { objectid: r.str("objectid"), key: r.key_bytes() }
+    }
+
+    /// `GET /v1/keys/{objectid}`: `Some(bytes)` on 200, `None` on 404;
+    /// anything else panics.
+    pub async fn key(&self, token: &str, objectid: &str) -> Option<Vec<u8>> {
+        let r = self.get(&key_path(objectid), token).await;
+        match r.status {
+            200 => {
+                assert_eq!(r.str("objectid"), objectid, "{}", r.describe());
+                Some(r.key_bytes())
+            }
+            404 => {
+                r.expect_problem(404);
+                None
+            }
+            _ => panic!("unexpected status: {}", r.describe()),
+        }
+    }
+
+    /// `POST /v1/keys/batch`; asserts 200 and returns (keys by objectid, missing).
+    pub async fn batch(&self, token: &str, objectids: &[&str]) -> (Vec<Key>, Vec<String>) {
+        let r = self.post(BATCH, token, Some(&json!({ "objectids": objectids }))).await;
+        r.expect(200).expect_no_store();
+        let keys = r.body["keys"]
+            .as_array()
+            .expect("keys array")
+            .iter()
+            .map(|k| Key {
+                objectid: k["objectid"].as_str().expect("objectid").to_owned(),
+                key: decode_key(k["key"].as_str().expect("key")),
+            })
+            .collect();
+        let missing = r.body["missing"]
+            .as_array()
+            .expect("missing array")
+            .iter()
+            .map(|m| m.as_str().expect("missing id").to_owned())
+            .collect();
+        (keys, missing)
+    }
+
+    /// `PUT .../members/{jid}`; asserts 200.
+    pub async fn put_member(&self, token: &str, conversation_id: &str, jid: &str, role: &str) -> Value {
+        let r = self.put(&member_path(conversation_id, jid), token, Some(&json!({ "role": role }))).await;
+        r.expect(200);
+        r.body
+    }
+
+    /// `DELETE .../members/{jid}`; asserts 200 and returns the new current objectid.
+    pub async fn remove_member(&self, token: &str, conversation_id: &str, jid: &str) -> String {
+        let r = self.delete(&member_path(conversation_id, jid), token).await;
+        r.expect(200);
+        r.str("current_objectid")
+    }
+}
