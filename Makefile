@@ -33,9 +33,9 @@ lint: $(VENV)/.installed
 
 unit: build
 	@if command -v cargo-nextest >/dev/null; then \
-		cargo nextest run --workspace --no-fail-fast; \
+		KEYSRV_BIN=$(CURDIR)/target/debug/keysrv cargo nextest run --workspace --no-fail-fast; \
 	else \
-		cargo test --workspace --no-fail-fast; \
+		KEYSRV_BIN=$(CURDIR)/target/debug/keysrv cargo test --workspace --no-fail-fast; \
 	fi
 
 test: lint unit
