@@ -19,7 +19,7 @@ use lambda_http::{Body, Request, RequestExt, Response, service_fn};
 /// are built once per container, before the first invocation.
 pub async fn run(route: Route) -> Result<(), lambda_http::Error> {
     init_logging();
-    let app = Arc::new(App::from_env()?);
+    let app = Arc::new(App::from_env().await?);
     lambda_http::run(service_fn(move |event: Request| {
         let app = Arc::clone(&app);
         async move { Ok::<_, std::convert::Infallible>(handle(&app, route, event).await) }

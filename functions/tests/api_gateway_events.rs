@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use keysrv_shared::config::Backend;
 use keysrv_shared::http::Route;
 use keysrv_shared::{App, Config};
 use lambda_http::{Body, Response};
@@ -19,12 +20,12 @@ impl Drop for Fixture {
     }
 }
 
-fn fixture() -> Fixture {
+async fn fixture() -> Fixture {
     static N: AtomicUsize = AtomicUsize::new(0);
     let dir =
         std::env::temp_dir().join(format!("keysrv-fn-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
-    let config = Config { data_dir: dir.clone(), ..Config::default() };
-    Fixture { app: App::embedded(config).unwrap(), dir }
+    let config = Config { backend: Backend::Embedded { data_dir: dir.clone() }, ..Config::default() };
+    Fixture { app: App::new(config).await.unwrap(), dir }
 }
 
 fn access_claims(jid: &str) -> Value {
@@ -90,7 +91,7 @@ const MERCUTIO: &str = "mercutio@verona.lit";
 
 #[tokio::test]
 async fn every_route_serves_api_gateway_events() {
-    let f = fixture();
+    let f = fixture().await;
     let (s, created) =
         call(&f, Route::CreateConversation, &[], ROMEO, Some(&json!({"members": [JULIET]}).to_string())).await;
     assert_eq!(s, 201, "{created}");
@@ -134,7 +135,7 @@ async fn every_route_serves_api_gateway_events() {
 
 #[tokio::test]
 async fn id_tokens_and_missing_claims_are_401_on_every_route() {
-    let f = fixture();
+    let f = fixture().await;
     let id_token_claims =
         json!({"sub": "x", "aud": "app-client", "token_use": "id", "cognito:username": ROMEO, "username": ROMEO});
     for route in Route::ALL {
@@ -153,7 +154,7 @@ async fn id_tokens_and_missing_claims_are_401_on_every_route() {
 
 #[tokio::test]
 async fn non_members_get_the_unknown_id_404_and_bad_input_400() {
-    let f = fixture();
+    let f = fixture().await;
     let (_, created) =
         call(&f, Route::CreateConversation, &[], ROMEO, Some(&json!({"members": [JULIET]}).to_string())).await;
     let oid = created["key"]["objectid"].as_str().unwrap().to_owned();

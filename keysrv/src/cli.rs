@@ -30,6 +30,12 @@ pub struct ServerArgs {
     /// Data directory (database, master key, dev signing key).
     #[arg(long, env = "KEYSRV_DATA_DIR", default_value = ".keysrv")]
     pub data_dir: PathBuf,
+    /// Where rows and keys live: `embedded` (SQLite and a master key file in
+    /// the data directory) or `aws` (DynamoDB and KMS or Secrets Manager,
+    /// configured by KEYSRV_TABLE, KEYSRV_WRAPPING, KEYSRV_KMS_KEY_ID,
+    /// KEYSRV_MASTER_KEY_SECRET_ID and the usual AWS_* variables).
+    #[arg(long, env = "KEYSRV_BACKEND", default_value = "embedded", value_parser = ["embedded", "aws"])]
+    pub backend: String,
     /// Expected token issuer (e.g. a Cognito user pool URL). Without it the
     /// server runs in dev mode and trusts its own dev signing key.
     #[arg(long, env = "KEYSRV_JWT_ISSUER", requires_all = ["jwks_url", "audience"])]
@@ -46,6 +52,12 @@ pub struct ServerArgs {
 pub struct TokenArgs {
     /// The user's bare JID, e.g. romeo@montague.lit.
     pub jid: String,
+    /// `embedded`: sign a dev token with the data directory's key. `aws`:
+    /// create the user in the Cognito user pool if needed, sign in with
+    /// USER_PASSWORD_AUTH and print the access token (KEYSRV_COGNITO_USER_POOL_ID,
+    /// KEYSRV_COGNITO_CLIENT_ID and the AWS_* variables say where).
+    #[arg(long, env = "KEYSRV_BACKEND", default_value = "embedded", value_parser = ["embedded", "aws"])]
+    pub backend: String,
     /// Data directory holding the dev signing key.
     #[arg(long, env = "KEYSRV_DATA_DIR", default_value = ".keysrv")]
     pub data_dir: PathBuf,

@@ -2,6 +2,7 @@
 //! half exists so the test suite can mint tokens the way the server checks them.
 
 pub mod cli;
+pub mod cognito;
 pub mod jwt;
 pub mod logging;
 pub mod server;

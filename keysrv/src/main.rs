@@ -5,6 +5,7 @@ use keysrv::cli::{Cli, Command, ServerArgs, TokenArgs};
 use keysrv::jwt::{DevIssuer, Verifier};
 use keysrv::{logging, server};
 use keysrv_shared::bare_jid::BareJid;
+use keysrv_shared::config::Backend;
 use keysrv_shared::{App, Config};
 
 #[tokio::main]
@@ -12,7 +13,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Server(args) => run_server(args).await,
-        Command::Token(args) => print_token(args),
+        Command::Token(args) => print_token(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -25,9 +26,11 @@ async fn main() -> ExitCode {
 
 async fn run_server(args: ServerArgs) -> Result<(), Box<dyn std::error::Error>> {
     let _log_guard = logging::init();
-    let mut config = Config::from_env()?;
-    config.data_dir = args.data_dir.clone();
-    let app = App::embedded(config)?;
+    let mut config = Config::from_env_for(&args.backend)?;
+    if let Backend::Embedded { data_dir } = &mut config.backend {
+        data_dir.clone_from(&args.data_dir);
+    }
+    let app = App::new(config).await?;
     let verifier = match (&args.issuer, &args.jwks_url, &args.audience) {
         (Some(iss), Some(jwks), Some(aud)) => Verifier::from_jwks_url(jwks, iss, aud).await?,
         _ => {
@@ -42,9 +45,13 @@ async fn run_server(args: ServerArgs) -> Result<(), Box<dyn std::error::Error>> 
     Ok(())
 }
 
-fn print_token(args: TokenArgs) -> Result<(), Box<dyn std::error::Error>> {
+async fn print_token(args: TokenArgs) -> Result<(), Box<dyn std::error::Error>> {
     let jid = BareJid::parse(&args.jid)?;
-    let issuer = DevIssuer::load_or_create(&args.data_dir)?;
-    println!("{}", issuer.access_token(jid.as_str(), args.ttl)?);
+    let token = if args.backend == "aws" {
+        keysrv::cognito::UserPool::from_env().await?.access_token(jid.as_str()).await?
+    } else {
+        DevIssuer::load_or_create(&args.data_dir)?.access_token(jid.as_str(), args.ttl)?
+    };
+    println!("{token}");
     Ok(())
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use keysrv::jwt::{DevIssuer, Verifier};
 use keysrv::server::{Server, router};
+use keysrv_shared::config::Backend;
 use keysrv_shared::http::Route;
 use keysrv_shared::{App, Config};
 
@@ -63,7 +64,8 @@ fn one_lambda_binary_per_route() {
 #[tokio::test]
 async fn the_local_server_serves_every_route_and_nothing_else() {
     let dir = std::env::temp_dir().join(format!("keysrv-parity-{}", std::process::id()));
-    let app = App::embedded(Config { data_dir: dir.clone(), ..Config::default() }).unwrap();
+    let config = Config { backend: Backend::Embedded { data_dir: dir.clone() }, ..Config::default() };
+    let app = App::new(config).await.unwrap();
     let verifier = Verifier::dev(&DevIssuer::load_or_create(&dir).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

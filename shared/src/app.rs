@@ -1,13 +1,21 @@
 //! The application: configuration plus the key service wired to its
-//! backends. Built once per process, outside any request.
+//! backends. Built once per process (per Lambda container), outside any
+//! request.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use crate::adapters::dynamodb::DynamoStore;
+use crate::adapters::kms::KmsWrapper;
 use crate::adapters::local_key_file::LocalKeyFile;
+use crate::adapters::secrets_manager::SecretsManagerWrapper;
 use crate::adapters::sqlite::SqliteStore;
-use crate::config::Config;
+use crate::config::{AwsSettings, Backend, Config, Wrapping};
 use crate::domain::KeyService;
-use crate::ports::BackendError;
+use crate::ports::{BackendError, ConversationStore, KeyWrapper};
+
+/// The two ports a backend provides.
+type Backends = (Arc<dyn ConversationStore>, Arc<dyn KeyWrapper>);
 
 pub struct App {
     pub config: Config,
@@ -15,29 +23,67 @@ pub struct App {
 }
 
 impl App {
-    /// The backends the environment selects (`KEYSRV_BACKEND`, default
-    /// `embedded`), configured from the environment.
-    pub fn from_env() -> Result<Self, crate::Error> {
-        let config = Config::from_env()?;
-        match std::env::var("KEYSRV_BACKEND").as_deref() {
-            Ok("embedded") | Err(_) => Ok(Self::embedded(config)?),
-            Ok(other) => Err(crate::Error::BadRequest(format!("KEYSRV_BACKEND={other:?} is not a known backend"))),
-        }
+    /// The backends the environment selects (`KEYSRV_BACKEND`).
+    pub async fn from_env() -> Result<Self, crate::Error> {
+        Ok(Self::new(Config::from_env()?).await?)
     }
 
-    /// The embedded backends: SQLite and a local master key file, both in
-    /// the data directory (created 0700 if missing).
-    pub fn embedded(config: Config) -> Result<Self, BackendError> {
-        use std::os::unix::fs::DirBuilderExt;
-        let dir = &config.data_dir;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| BackendError::Internal(format!("creating {}: {e}", dir.display())))?;
-        let store = SqliteStore::open(&dir.join("keysrv.sqlite3"))?;
-        let wrapper = LocalKeyFile::open_or_create(&dir.join("master.key"))?;
-        let keys = KeyService::new(Arc::new(store), Arc::new(wrapper), config.limits.clone());
+    pub async fn new(config: Config) -> Result<Self, BackendError> {
+        let (store, wrapper): Backends = match &config.backend {
+            Backend::Embedded { data_dir } => embedded(data_dir)?,
+            Backend::Aws(settings) => aws(settings).await?,
+        };
+        let keys = KeyService::new(store, wrapper, config.limits.clone());
         Ok(Self { config, keys })
     }
+}
+
+/// SQLite and a local master key file, both in the data directory (created
+/// 0700 if missing).
+fn embedded(dir: &std::path::Path) -> Result<Backends, BackendError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| BackendError::Internal(format!("creating {}: {e}", dir.display())))?;
+    let store = SqliteStore::open(&dir.join("keysrv.sqlite3"))?;
+    let wrapper = LocalKeyFile::open_or_create(&dir.join("master.key"))?;
+    Ok((Arc::new(store), Arc::new(wrapper)))
+}
+
+/// DynamoDB plus KMS or Secrets Manager, with the SDK's configuration from
+/// the environment (region, credentials, `AWS_ENDPOINT_URL` for an emulator).
+async fn aws(settings: &AwsSettings) -> Result<Backends, BackendError> {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        // A client waiting seconds for a retry is worse than a prompt 503 with
+        // Retry-After: a few quick attempts, short timeouts.
+        .retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(Duration::from_millis(20))
+                .with_max_backoff(Duration::from_millis(200)),
+        )
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(Duration::from_secs(2))
+                .operation_timeout(Duration::from_secs(5))
+                .build(),
+        )
+        .load()
+        .await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), settings.table.clone());
+    let wrapper: Arc<dyn KeyWrapper> = match &settings.wrapping {
+        Wrapping::Kms { key_id } => Arc::new(KmsWrapper::new(
+            aws_sdk_kms::Client::new(&sdk),
+            key_id.clone(),
+            settings.key_cache_entries,
+            settings.key_cache_ttl,
+        )),
+        Wrapping::SecretsManager { secret_id } => {
+            Arc::new(SecretsManagerWrapper::new(aws_sdk_secretsmanager::Client::new(&sdk), secret_id.clone()).await?)
+        }
+    };
+    Ok((Arc::new(store), wrapper))
 }

@@ -2,41 +2,111 @@
 //! container, or per `keysrv server`).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::domain::Limits;
 use crate::error::Error;
 
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Where the embedded backend keeps its database and master key.
-    pub data_dir: PathBuf,
     /// The token claim that holds the caller's bare JID.
     pub caller_claim: String,
     pub limits: Limits,
+    pub backend: Backend,
+}
+
+/// Where rows and key material live.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    /// SQLite and a master key file in `data_dir`.
+    Embedded { data_dir: PathBuf },
+    /// DynamoDB, with data keys wrapped by KMS or a Secrets Manager master key.
+    Aws(AwsSettings),
+}
+
+#[derive(Clone, Debug)]
+pub struct AwsSettings {
+    pub table: String,
+    pub wrapping: Wrapping,
+    /// Unwrapped KMS data keys kept per container (0 turns the cache off).
+    pub key_cache_entries: usize,
+    pub key_cache_ttl: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Wrapping {
+    Kms { key_id: String },
+    SecretsManager { secret_id: String },
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { data_dir: PathBuf::from(".keysrv"), caller_claim: "username".into(), limits: Limits::default() }
+        Self {
+            caller_claim: "username".into(),
+            limits: Limits::default(),
+            backend: Backend::Embedded { data_dir: PathBuf::from(".keysrv") },
+        }
+    }
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn required(name: &str) -> Result<String, Error> {
+    var(name).ok_or_else(|| Error::BadRequest(format!("{name} must be set for the AWS backend")))
+}
+
+fn number<T: std::str::FromStr + PartialOrd + Default>(name: &str, default: T) -> Result<T, Error> {
+    match var(name) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| Error::BadRequest(format!("{name}={v:?} is not a number"))),
     }
 }
 
 impl Config {
+    /// Everything from the environment, the backend from `KEYSRV_BACKEND`.
     pub fn from_env() -> Result<Self, Error> {
+        Self::from_env_for(var("KEYSRV_BACKEND").as_deref().unwrap_or("embedded"))
+    }
+
+    /// Everything from the environment, for the named backend.
+    pub fn from_env_for(backend: &str) -> Result<Self, Error> {
         let mut c = Self::default();
-        if let Ok(dir) = std::env::var("KEYSRV_DATA_DIR") {
-            c.data_dir = PathBuf::from(dir);
-        }
-        if let Ok(claim) = std::env::var("KEYSRV_CALLER_CLAIM") {
+        if let Some(claim) = var("KEYSRV_CALLER_CLAIM") {
             c.caller_claim = claim;
         }
-        if let Ok(max) = std::env::var("KEYSRV_MAX_MEMBERS") {
-            c.limits.max_members = max
-                .parse()
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| Error::BadRequest(format!("KEYSRV_MAX_MEMBERS={max:?} is not a positive number")))?;
+        c.limits.max_members = number("KEYSRV_MAX_MEMBERS", c.limits.max_members)?;
+        if c.limits.max_members == 0 {
+            return Err(Error::BadRequest("KEYSRV_MAX_MEMBERS must be at least 1".into()));
         }
+        c.backend = match backend {
+            "embedded" => Backend::Embedded {
+                data_dir: var("KEYSRV_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| ".keysrv".into()),
+            },
+            "aws" => {
+                let wrapping = match var("KEYSRV_WRAPPING").as_deref() {
+                    None | Some("kms") => Wrapping::Kms { key_id: required("KEYSRV_KMS_KEY_ID")? },
+                    Some("secretsmanager") => {
+                        Wrapping::SecretsManager { secret_id: required("KEYSRV_MASTER_KEY_SECRET_ID")? }
+                    }
+                    Some(other) => {
+                        return Err(Error::BadRequest(format!(
+                            "KEYSRV_WRAPPING={other:?}: expected \"kms\" or \"secretsmanager\""
+                        )));
+                    }
+                };
+                Backend::Aws(AwsSettings {
+                    table: required("KEYSRV_TABLE")?,
+                    wrapping,
+                    key_cache_entries: number("KEYSRV_KEY_CACHE_ENTRIES", 10_000)?,
+                    key_cache_ttl: Duration::from_secs(number("KEYSRV_KEY_CACHE_TTL_SECS", 300)?),
+                })
+            }
+            other => {
+                return Err(Error::BadRequest(format!("backend {other:?}: expected \"embedded\" or \"aws\"")));
+            }
+        };
         Ok(c)
     }
 }

@@ -1,31 +1,25 @@
 //! Key wrapping under a master key kept in a local file (the embedded
-//! backend). Data keys are sealed with AES-256-GCM; the AAD binds the
-//! conversation id and objectid, so a wrapped key copied to another row fails
-//! to unwrap.
-//!
-//! Blob layout: 12-byte random nonce, then ciphertext and 16-byte tag.
+//! backend), created 0600 on first start.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
 use async_trait::async_trait;
 use zeroize::Zeroizing;
 
+use super::master_key::MasterKey;
 use crate::domain::model::{DataKey, WrappedKey};
 use crate::ids::random_bytes;
 use crate::ports::{BackendError, KeyContext, KeyWrapper};
 
-/// Version 1 of the local master key. A rotated master key would be `local-v2`,
-/// with v1 kept for unwrapping old rows.
+/// Version 1 of the local master key. A rotated master key would be
+/// `local-v2`, with v1 kept for unwrapping old rows.
 const SCHEME: &str = "local-v1";
-const NONCE_LEN: usize = 12;
 
 pub struct LocalKeyFile {
-    cipher: Aes256Gcm,
+    key: MasterKey,
 }
 
 impl LocalKeyFile {
@@ -55,79 +49,27 @@ impl LocalKeyFile {
                 mode & 0o777
             )));
         }
-        Self::from_key_bytes(&bytes)
-    }
-
-    pub fn from_key_bytes(bytes: &[u8]) -> Result<Self, BackendError> {
-        let cipher = Aes256Gcm::new_from_slice(bytes)
-            .map_err(|_| BackendError::Internal("master key must be exactly 32 bytes".into()))?;
-        Ok(Self { cipher })
-    }
-
-    fn seal(&self, ctx: KeyContext<'_>, key: &DataKey) -> Result<WrappedKey, BackendError> {
-        let nonce_bytes = random_bytes::<NONCE_LEN>()?;
-        let aad = ctx.aad();
-        let ct = self
-            .cipher
-            .encrypt(&Nonce::from(nonce_bytes), Payload { msg: key.expose(), aad: &aad })
-            .map_err(|_| BackendError::Internal("AES-GCM seal failed".into()))?;
-        let mut blob = Vec::with_capacity(NONCE_LEN + ct.len());
-        blob.extend_from_slice(&nonce_bytes);
-        blob.extend_from_slice(&ct);
-        Ok(WrappedKey { scheme: SCHEME.into(), blob })
+        Ok(Self { key: MasterKey::new(&bytes, SCHEME.into())? })
     }
 }
 
 #[async_trait]
 impl KeyWrapper for LocalKeyFile {
     async fn generate(&self, ctx: KeyContext<'_>) -> Result<(DataKey, WrappedKey), BackendError> {
-        let key = DataKey::from_bytes(random_bytes::<32>()?);
-        let wrapped = self.seal(ctx, &key)?;
-        Ok((key, wrapped))
+        self.key.generate(ctx)
     }
 
     async fn unwrap(&self, ctx: KeyContext<'_>, wrapped: &WrappedKey) -> Result<DataKey, BackendError> {
-        if wrapped.scheme != SCHEME || wrapped.blob.len() <= NONCE_LEN {
-            return Err(BackendError::Integrity);
-        }
-        let (nonce, ct) = wrapped.blob.split_at(NONCE_LEN);
-        let nonce = Nonce::try_from(nonce).map_err(|_| BackendError::Integrity)?;
-        let aad = ctx.aad();
-        let plain = Zeroizing::new(
-            self.cipher.decrypt(&nonce, Payload { msg: ct, aad: &aad }).map_err(|_| BackendError::Integrity)?,
-        );
-        DataKey::from_slice(&plain).ok_or(BackendError::Integrity)
+        self.key.open(ctx, wrapped)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{ConversationId, ObjectId};
-
-    #[tokio::test]
-    async fn wrapped_key_is_bound_to_its_context() {
-        let w = LocalKeyFile::from_key_bytes(&[7u8; 32]).unwrap();
-        let c = ConversationId::generate().unwrap();
-        let o = ObjectId::generate(&c).unwrap();
-        let o2 = ObjectId::generate(&c).unwrap();
-        let c2 = ConversationId::generate().unwrap();
-        let ctx = KeyContext { conversation_id: &c, objectid: &o };
-        let (key, wrapped) = w.generate(ctx).await.unwrap();
-        assert_eq!(w.unwrap(ctx, &wrapped).await.unwrap().expose(), key.expose());
-        assert!(!wrapped.blob.windows(32).any(|win| win == key.expose()));
-        for other in
-            [KeyContext { conversation_id: &c, objectid: &o2 }, KeyContext { conversation_id: &c2, objectid: &o }]
-        {
-            assert!(matches!(w.unwrap(other, &wrapped).await, Err(BackendError::Integrity)));
-        }
-        let mut tampered = wrapped.clone();
-        tampered.blob[20] ^= 1;
-        assert!(matches!(w.unwrap(ctx, &tampered).await, Err(BackendError::Integrity)));
-    }
 
     #[test]
-    fn refuses_a_world_readable_master_key() {
+    fn creates_0600_and_refuses_a_world_readable_master_key() {
         let dir = std::env::temp_dir().join(format!("keysrv-mk-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("master.key");
