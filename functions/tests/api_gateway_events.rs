@@ -1,5 +1,7 @@
 //! Each Lambda handler, invoked with an API Gateway HTTP API (payload v2)
-//! event carrying JWT authorizer claims, on the embedded backends.
+//! event carrying JWT authorizer claims. The backends are the embedded ones,
+//! or — with KEYSRV_TEST_BACKEND=aws and the emulator's environment (see the
+//! Makefile's `test-aws`) — DynamoDB and KMS on the local AWS emulator.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -24,7 +26,13 @@ async fn fixture() -> Fixture {
     static N: AtomicUsize = AtomicUsize::new(0);
     let dir =
         std::env::temp_dir().join(format!("keysrv-fn-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
-    let config = Config { backend: Backend::Embedded { data_dir: dir.clone() }, ..Config::default() };
+    let config = if std::env::var("KEYSRV_TEST_BACKEND").as_deref() == Ok("aws") {
+        let config = Config::from_env_for("aws").expect("the emulator's environment (target/emulator/env)");
+        assert!(matches!(config.backend, Backend::Aws(_)));
+        config
+    } else {
+        Config { backend: Backend::Embedded { data_dir: dir.clone() }, ..Config::default() }
+    };
     Fixture { app: App::new(config).await.unwrap(), dir }
 }
 

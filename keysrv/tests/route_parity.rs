@@ -1,5 +1,5 @@
-//! The routes the code serves, the Lambda binaries, and docs/openapi.yaml
-//! are the same set.
+//! The routes the code serves, the Lambda binaries, template.yaml and
+//! docs/openapi.yaml are the same set.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -49,6 +49,33 @@ fn openapi_routes() -> BTreeSet<(String, String, String)> {
 #[test]
 fn openapi_documents_exactly_the_routes_in_the_code() {
     assert_eq!(openapi_routes(), code_routes());
+}
+
+/// (METHOD, path, binary) for every function in template.yaml: each has one
+/// `Binary:` in its build metadata and one HttpApi event with `Method:` and
+/// `Path:` (the template keeps them one per line).
+fn template_routes() -> BTreeSet<(String, String, String)> {
+    let text = std::fs::read_to_string(workspace().join("template.yaml")).unwrap();
+    let mut out = BTreeSet::new();
+    let (mut binary, mut method) = (None::<String>, None::<String>);
+    for line in text.lines().map(str::trim) {
+        if let Some(b) = line.strip_prefix("Binary:") {
+            binary = Some(b.trim().to_owned());
+        } else if let Some(m) = line.strip_prefix("Method:") {
+            method = Some(m.trim().to_uppercase());
+        } else if let Some(p) = line.strip_prefix("Path:") {
+            let (b, m) = (binary.take().expect("Binary before Path"), method.take().expect("Method before Path"));
+            out.insert((m, p.trim().to_owned(), b));
+        }
+    }
+    out
+}
+
+#[test]
+fn template_declares_exactly_the_routes_in_the_code() {
+    let routes = template_routes();
+    assert_eq!(routes.len(), Route::ALL.len(), "one function per route");
+    assert_eq!(routes, code_routes());
 }
 
 #[test]
