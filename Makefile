@@ -12,13 +12,15 @@ TEST_EMULATOR_PORT ?= 5598
 TEST_STATE := target/emulator
 NEXTEST := $(shell command -v cargo-nextest >/dev/null && echo "cargo nextest run" || echo "cargo test")
 
-.PHONY: help run run-aws test lint lint-template unit unit-aws bench build clean
+.PHONY: help run run-aws test lint lint-template unit unit-aws bench package deploy build clean
 
 help:
 	@echo "make run    build and start keysrv server (dev mode, embedded backends)"
 	@echo "make run-aws  the same on the AWS backends, against a local emulator (moto) built from template.yaml"
 	@echo "make test   fmt, clippy, licences, and every test suite"
 	@echo "make bench  load-test GET /v1/keys/{objectid} with wrk"
+	@echo "make package  build every Lambda function with cargo-lambda and print zip sizes"
+	@echo "make deploy   sam build && sam deploy --guided"
 
 $(VENV)/.installed: requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -71,6 +73,19 @@ test: lint unit unit-aws
 
 bench:
 	bench/keys.sh
+
+# Every Lambda function, built for Lambda (x86_64; add --arm64 where the
+# aarch64 target is installed) and zipped, with each zip's size.
+package: $(VENV)/.installed
+	$(VENV)/bin/pip install -q --disable-pip-version-check cargo-lambda==1.9.2
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --x86-64 --compiler cargo \
+		-p keysrv-functions --output-format zip
+	@for z in target/lambda/*/bootstrap.zip; do \
+		printf '%-22s %8d bytes\n' "$$(basename $$(dirname $$z))" "$$(stat -c %s $$z)"; \
+	done
+
+deploy: package
+	sam build && sam deploy --guided
 
 clean:
 	cargo clean

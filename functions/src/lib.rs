@@ -20,6 +20,7 @@ use lambda_http::{Body, Request, RequestExt, Response, service_fn};
 pub async fn run(route: Route) -> Result<(), lambda_http::Error> {
     init_logging();
     let app = Arc::new(App::from_env().await?);
+    app.keys.warm_up().await;
     lambda_http::run(service_fn(move |event: Request| {
         let app = Arc::clone(&app);
         async move { Ok::<_, std::convert::Infallible>(handle(&app, route, event).await) }
@@ -68,9 +69,12 @@ fn authorizer_claims(event: &Request) -> Claims {
     }
 }
 
-/// JSON logs, as CloudWatch Logs Insights reads them.
+/// JSON logs, as CloudWatch Logs Insights reads them. `KEYSRV_LOG` is a
+/// level (`error` … `trace`, default `info`).
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYSRV_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).without_time().with_current_span(false).try_init();
+    let level = std::env::var("KEYSRV_LOG")
+        .ok()
+        .and_then(|l| l.parse::<tracing_subscriber::filter::LevelFilter>().ok())
+        .unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
+    let _ = tracing_subscriber::fmt().json().with_max_level(level).without_time().with_current_span(false).try_init();
 }

@@ -5,12 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::adapters::dynamodb::DynamoStore;
-use crate::adapters::kms::KmsWrapper;
-use crate::adapters::local_key_file::LocalKeyFile;
-use crate::adapters::secrets_manager::SecretsManagerWrapper;
-use crate::adapters::sqlite::SqliteStore;
-use crate::config::{AwsSettings, Backend, Config, Wrapping};
+use crate::config::{Backend, Config};
 use crate::domain::KeyService;
 use crate::ports::{BackendError, ConversationStore, KeyWrapper};
 
@@ -40,6 +35,7 @@ impl App {
 
 /// SQLite and a local master key file, both in the data directory (created
 /// 0700 if missing).
+#[cfg(feature = "embedded")]
 fn embedded(dir: &std::path::Path) -> Result<Backends, BackendError> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
@@ -47,14 +43,25 @@ fn embedded(dir: &std::path::Path) -> Result<Backends, BackendError> {
         .mode(0o700)
         .create(dir)
         .map_err(|e| BackendError::Internal(format!("creating {}: {e}", dir.display())))?;
-    let store = SqliteStore::open(&dir.join("keysrv.sqlite3"))?;
-    let wrapper = LocalKeyFile::open_or_create(&dir.join("master.key"))?;
+    let store = crate::adapters::sqlite::SqliteStore::open(&dir.join("keysrv.sqlite3"))?;
+    let wrapper = crate::adapters::local_key_file::LocalKeyFile::open_or_create(&dir.join("master.key"))?;
     Ok((Arc::new(store), Arc::new(wrapper)))
+}
+
+#[cfg(not(feature = "embedded"))]
+fn embedded(_: &std::path::Path) -> Result<Backends, BackendError> {
+    Err(BackendError::Internal("this build has no embedded backend (feature \"embedded\")".into()))
 }
 
 /// DynamoDB plus KMS or Secrets Manager, with the SDK's configuration from
 /// the environment (region, credentials, `AWS_ENDPOINT_URL` for an emulator).
-async fn aws(settings: &AwsSettings) -> Result<Backends, BackendError> {
+#[cfg(feature = "aws")]
+async fn aws(settings: &crate::config::AwsSettings) -> Result<Backends, BackendError> {
+    use crate::adapters::dynamodb::DynamoStore;
+    use crate::adapters::kms::KmsWrapper;
+    use crate::adapters::secrets_manager::SecretsManagerWrapper;
+    use crate::config::Wrapping;
+
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         // A client waiting seconds for a retry is worse than a prompt 503 with
         // Retry-After: a few quick attempts, short timeouts.
@@ -86,4 +93,9 @@ async fn aws(settings: &AwsSettings) -> Result<Backends, BackendError> {
         }
     };
     Ok((Arc::new(store), wrapper))
+}
+
+#[cfg(not(feature = "aws"))]
+async fn aws(_: &crate::config::AwsSettings) -> Result<Backends, BackendError> {
+    Err(BackendError::Internal("this build has no AWS backends (feature \"aws\")".into()))
 }

@@ -105,6 +105,10 @@ pub trait ConversationStore: Send + Sync {
     ) -> Result<(Vec<StoredKey>, Vec<(ConversationId, Member)>), BackendError>;
 
     async fn idempotency_record(&self, caller: &BareJid, key: &str) -> Result<Option<IdempotencyRecord>, BackendError>;
+
+    /// Opens connections before the first request (during a Lambda
+    /// container's init), so no request pays for a TLS handshake.
+    async fn warm_up(&self) {}
 }
 
 /// What a wrapped key is bound to: unwrapping under any other context fails.

@@ -657,6 +657,14 @@ impl ConversationStore for DynamoStore {
         Ok((keys, members))
     }
 
+    async fn warm_up(&self) {
+        // Any answer will do — even AccessDenied travels over the connection
+        // this establishes; the item does not exist.
+        if let Err(e) = self.batch_get(vec![key("C#warm-up".into(), META.into())]).await {
+            tracing::debug!(error = %e, "warm-up request failed");
+        }
+    }
+
     async fn idempotency_record(
         &self,
         caller: &BareJid,

@@ -5,11 +5,18 @@
 //! | `ConversationStore` | `sqlite` | `dynamodb` |
 //! | `KeyWrapper` | `local_key_file` | `kms`, `secrets_manager` |
 
+#[cfg(feature = "aws")]
 mod aws_errors;
+#[cfg(feature = "aws")]
 pub mod dynamodb;
+#[cfg(feature = "aws")]
 mod key_cache;
+#[cfg(feature = "aws")]
 pub mod kms;
+#[cfg(feature = "embedded")]
 pub mod local_key_file;
 mod master_key;
+#[cfg(feature = "aws")]
 pub mod secrets_manager;
+#[cfg(feature = "embedded")]
 pub mod sqlite;

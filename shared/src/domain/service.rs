@@ -62,6 +62,11 @@ impl KeyService {
         &self.limits
     }
 
+    /// See `ConversationStore::warm_up`.
+    pub async fn warm_up(&self) {
+        self.store.warm_up().await;
+    }
+
     pub async fn create_conversation(
         &self,
         caller: &BareJid,

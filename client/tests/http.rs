@@ -1,0 +1,603 @@
+//! The client against a real `keysrv server` (embedded backend, dev tokens),
+//! with a request-counting proxy in between where the number of requests is
+//! the point, and against a canned HTTP server for the failures a healthy
+//! keysrv does not produce.
+//!
+//! The server binary is `$KEYSRV_BIN`, else `target/<profile>/keysrv`
+//! (built with `cargo build -p keysrv --bin keysrv` if it is missing).
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use keysrv_client::stanza::{ReceivedMessage, message_children};
+use keysrv_client::{Client, Content, Error, History, Role, StaticToken, TokenProvider, Zeroizing, async_trait};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const ROMEO: &str = "romeo@montague.lit";
+const JULIET: &str = "juliet@capulet.lit";
+const MERCUTIO: &str = "mercutio@montague.lit";
+
+// ---------------------------------------------------------------------------
+// The server under test.
+
+fn keysrv_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("KEYSRV_BIN") {
+            return PathBuf::from(p);
+        }
+        // Test binaries live in <target>/<profile>/deps/.
+        let exe = std::env::current_exe().expect("current_exe");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("<target>/<profile>").to_path_buf();
+        let bin = profile_dir.join("keysrv");
+        if !bin.is_file() {
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+                Some("debug") | None => "dev".to_owned(),
+                Some(other) => other.to_owned(),
+            };
+            let target_dir = profile_dir.parent().expect("target dir");
+            let out = Command::new(cargo)
+                .current_dir(workspace)
+                .args(["build", "--quiet", "-p", "keysrv", "--bin", "keysrv", "--profile", &profile, "--target-dir"])
+                .arg(target_dir)
+                .stdin(Stdio::null())
+                .output()
+                .expect("running cargo build -p keysrv");
+            assert!(out.status.success(), "cargo build -p keysrv failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        }
+        assert!(bin.is_file(), "{} is missing", bin.display());
+        bin
+    })
+}
+
+fn unique() -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{}-{nanos:x}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A command for the keysrv binary with none of the test's own `KEYSRV_*`
+/// settings (so a developer's environment cannot point it elsewhere).
+fn keysrv_command() -> Command {
+    let mut cmd = Command::new(keysrv_bin());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("KEYSRV_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+struct Server {
+    url: String,
+    addr: SocketAddr,
+    root: PathBuf,
+    child: Option<Child>,
+}
+
+impl Server {
+    fn start() -> Self {
+        let root = std::env::temp_dir().join(format!("keysrv-client-test-{}", unique()));
+        std::fs::create_dir_all(&root).expect("temp dir");
+        let log = std::fs::File::create(root.join("server.log")).expect("log file");
+        let mut child = keysrv_command()
+            .arg("server")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(root.join("data"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", keysrv_bin().display()));
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut first = String::new();
+            let _ = reader.read_line(&mut first);
+            let _ = tx.send(first);
+            let _ = reader.read_to_end(&mut Vec::new());
+        });
+        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
+        let Some(url) = line.trim().strip_prefix("keysrv listening on ").map(str::to_owned) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "keysrv did not report its address (first line {line:?}); log:\n{}",
+                std::fs::read_to_string(root.join("server.log")).unwrap_or_default()
+            );
+        };
+        let addr = url.trim_start_matches("http://").parse().expect("address");
+        Self { url, addr, root, child: Some(child) }
+    }
+
+    /// A dev token for `jid`, from `keysrv token` (as an app would get one
+    /// from its identity provider).
+    fn token(&self, jid: &str) -> String {
+        let out = keysrv_command()
+            .arg("token")
+            .arg("--data-dir")
+            .arg(self.root.join("data"))
+            .arg(jid)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running keysrv token");
+        assert!(out.status.success(), "keysrv token failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf-8 token").trim().to_owned()
+    }
+
+    fn client(&self, jid: &str) -> Client {
+        Client::with_token(&self.url, self.token(jid)).expect("client")
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// HTTP/1.1 request framing, for the proxy and the canned server.
+
+struct Request {
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn line(&self) -> &str {
+        self.head.lines().next().unwrap_or_default()
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        let mut b = self.head.clone().into_bytes();
+        b.extend_from_slice(&self.body);
+        b
+    }
+}
+
+/// Reads one request (head and a Content-Length body); None at end of stream.
+async fn read_request(stream: &mut (impl AsyncReadExt + Unpin), buf: &mut Vec<u8>) -> Option<Request> {
+    let mut tmp = [0u8; 8192];
+    let end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut tmp).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&tmp[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let mut req = Request { head, body: Vec::new() };
+    let len: usize = req.header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    while buf.len() < end + len {
+        let n = stream.read(&mut tmp).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&tmp[..n]);
+    }
+    req.body = buf[end..end + len].to_vec();
+    buf.drain(..end + len);
+    Some(req)
+}
+
+/// A TCP proxy to the server that records the request line of every request.
+struct Proxy {
+    url: String,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let log = requests.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    // Record the first request before connecting, so a request
+                    // to a stopped server is counted too.
+                    let mut buf = Vec::new();
+                    let Some(first) = read_request(&mut client, &mut buf).await else { return };
+                    log.lock().unwrap().push(first.line().to_owned());
+                    let Ok(server) = TcpStream::connect(upstream).await else { return };
+                    let (mut server_r, mut server_w) = server.into_split();
+                    let (mut client_r, mut client_w) = client.split();
+                    let up = async {
+                        let mut next = Some(first);
+                        while let Some(req) = next {
+                            if server_w.write_all(&req.bytes()).await.is_err() {
+                                break;
+                            }
+                            next = read_request(&mut client_r, &mut buf).await;
+                            if let Some(r) = &next {
+                                log.lock().unwrap().push(r.line().to_owned());
+                            }
+                        }
+                        let _ = server_w.shutdown().await;
+                    };
+                    let down = async {
+                        let _ = tokio::io::copy(&mut server_r, &mut client_w).await;
+                        let _ = client_w.shutdown().await;
+                    };
+                    tokio::join!(up, down);
+                });
+            }
+        });
+        Self { url, requests }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+/// An HTTP server that answers each request with the next canned response
+/// and records the requests.
+struct Canned {
+    url: String,
+    requests: Arc<Mutex<Vec<Request>>>,
+}
+
+impl Canned {
+    async fn start(responses: Vec<(u16, &'static str, &'static str)>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let log = requests.clone();
+        tokio::spawn(async move {
+            let mut responses = responses.into_iter();
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut buf = Vec::new();
+                while let Some(req) = read_request(&mut conn, &mut buf).await {
+                    log.lock().unwrap().push(req);
+                    let Some((status, headers, body)) = responses.next() else { return };
+                    let resp = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n{headers}\r\n{body}", body.len());
+                    if conn.write_all(resp.as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Self { url, requests }
+    }
+}
+
+fn received(from: &str, to: &str, element: &str) -> ReceivedMessage {
+    let stanza = format!(
+        "<message xmlns='jabber:client' from='{from}' to='{to}' type='chat' id='m1'>{}</message>",
+        message_children(element)
+    );
+    ReceivedMessage::parse(&stanza).expect("parsing the stanza")
+}
+
+fn unknown_objectid(conversation_id: &str, n: usize) -> String {
+    format!("{conversation_id}.{:A>22}", format!("unknown{n}"))
+}
+
+// ---------------------------------------------------------------------------
+// The tests.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn juliet_opens_romeos_message_and_the_second_open_makes_no_request() {
+    let mut server = Server::start();
+    let proxy = Proxy::start(server.addr).await;
+    let romeo = server.client(ROMEO);
+    let created = romeo.create_conversation([JULIET], History::Shared, None).await.unwrap();
+    let oid = created.key.objectid.clone();
+    let element = created.key.seal(ROMEO, JULIET, &Content::text("Did my heart love till now?")).unwrap();
+    let msg = received("romeo@montague.lit/orchard", "juliet@capulet.lit/balcony", &element);
+
+    let juliet = Client::with_token(&proxy.url, server.token(JULIET)).unwrap();
+    let env = juliet.open_message(&msg).await.unwrap();
+    assert_eq!(env.body(), Some("Did my heart love till now?"));
+    assert_eq!(env.from, ROMEO);
+    assert_eq!(proxy.requests(), vec![format!("GET /v1/keys/{oid} HTTP/1.1")]);
+
+    // Second open: from the cache, no request.
+    assert_eq!(juliet.open_message(&msg).await.unwrap().body(), Some("Did my heart love till now?"));
+    assert_eq!(proxy.requests().len(), 1);
+
+    // Romeo's second device gets a carbon of what he sent and opens it with
+    // the same key and the original sender/recipient.
+    let romeo_phone = Client::with_token(&server.url, server.token(ROMEO)).unwrap();
+    let carbon = ReceivedMessage::parse(&format!(
+        "<message xmlns='jabber:client' from='romeo@montague.lit' to='romeo@montague.lit/phone'><sent \
+         xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client' \
+         from='romeo@montague.lit/orchard' to='juliet@capulet.lit' type='chat'>{}</message></forwarded></sent></message>",
+        message_children(&element)
+    ))
+    .unwrap();
+    carbon.check_carbon(ROMEO).unwrap();
+    assert_eq!(romeo_phone.open_message(&carbon).await.unwrap().body(), Some("Did my heart love till now?"));
+
+    // With the server gone, the cached key still opens the message…
+    server.stop();
+    assert_eq!(juliet.open_message(&msg).await.unwrap().body(), Some("Did my heart love till now?"));
+    assert_eq!(juliet.key(&oid).await.unwrap().objectid, oid);
+    // …and anything not cached needs the server.
+    let other = unknown_objectid(&created.conversation_id, 1);
+    let r = juliet.key(&other).await;
+    assert!(matches!(r, Err(Error::Transport(_))), "{r:?}");
+    assert_eq!(proxy.requests().len(), 2, "the uncached key was tried");
+    // The cache forgets on request.
+    juliet.forget(&oid);
+    assert!(juliet.cached_key(&oid).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_150_objectids_takes_two_requests() {
+    let server = Server::start();
+    let proxy = Proxy::start(server.addr).await;
+    let romeo = server.client(ROMEO);
+    let created = romeo.create_conversation([JULIET], History::Shared, None).await.unwrap();
+    let mut keys = vec![created.key.clone()];
+    for _ in 0..139 {
+        keys.push(romeo.rotate(&created.conversation_id, None).await.unwrap());
+    }
+    let mut ids: Vec<String> = keys.iter().map(|k| k.objectid.clone()).collect();
+    let unknown: Vec<String> = (0..10).map(|n| unknown_objectid(&created.conversation_id, n)).collect();
+    // Unknown ids in the middle, and a duplicate that must collapse.
+    for (i, u) in unknown.iter().enumerate() {
+        ids.insert(i * 13, u.clone());
+    }
+    assert_eq!(ids.len(), 150);
+    ids.push(ids[20].clone());
+
+    let juliet = Client::with_token(&proxy.url, server.token(JULIET)).unwrap();
+    let batch = juliet.keys_batch(&ids).await.unwrap();
+    assert_eq!(batch.found.len(), 140);
+    assert_eq!(batch.missing, unknown);
+    let batch_requests = |p: &Proxy| p.requests().iter().filter(|l| *l == "POST /v1/keys/batch HTTP/1.1").count();
+    assert_eq!(proxy.requests().len(), 2, "{:?}", proxy.requests());
+    assert_eq!(batch_requests(&proxy), 2);
+    for (k, found) in keys.iter().zip(batch.found.iter()) {
+        assert_eq!(k.objectid, found.objectid, "found keys keep the order asked");
+        assert_eq!(k.key.expose(), found.key.expose());
+        assert_eq!(found.conversation_id, created.conversation_id);
+    }
+
+    // Everything found is cached now: opening any of those messages is free.
+    let element = keys[77].seal(ROMEO, JULIET, &Content::text("catching up")).unwrap();
+    let env = juliet.open_message(&received(ROMEO, JULIET, &element)).await.unwrap();
+    assert_eq!(env.body(), Some("catching up"));
+    assert_eq!(proxy.requests().len(), 2);
+    // Asking again only asks for what was missing (never cached).
+    let again = juliet.keys_batch(&ids).await.unwrap();
+    assert_eq!((again.found.len(), again.missing.len()), (140, 10));
+    assert_eq!(batch_requests(&proxy), 3);
+
+    // A non-member gets every id as missing, in two requests again.
+    let mercutio = Client::with_token(&proxy.url, server.token(MERCUTIO)).unwrap();
+    let none = mercutio.keys_batch(&ids).await.unwrap();
+    assert!(none.found.is_empty());
+    assert_eq!(none.missing.len(), 150);
+    assert_eq!(batch_requests(&proxy), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_map_as_the_api_says() {
+    let server = Server::start();
+    let romeo = server.client(ROMEO);
+    let juliet = server.client(JULIET);
+    let mercutio = server.client(MERCUTIO);
+    let created = romeo.create_conversation([JULIET], History::Shared, None).await.unwrap();
+    let id = created.conversation_id.as_str();
+    let oid = created.key.objectid.as_str();
+
+    // Not a member: the same 404 as for something that does not exist.
+    let r = mercutio.key(oid).await;
+    let Err(Error::NotFound(p)) = r else { panic!("{r:?}") };
+    assert_eq!((p.status, p.kind.as_str()), (404, "urn:keysrv:problem:not-found"));
+    assert!(matches!(mercutio.key(&unknown_objectid(id, 0)).await, Err(Error::NotFound(_))));
+    assert!(matches!(mercutio.conversation(id).await, Err(Error::NotFound(_))));
+    assert!(matches!(mercutio.current_key(id).await, Err(Error::NotFound(_))));
+    assert!(matches!(mercutio.rotate(id, None).await, Err(Error::NotFound(_))));
+    assert!(matches!(mercutio.key("not an objectid").await, Err(Error::NotFound(_))));
+
+    // A member without the role.
+    assert!(matches!(juliet.delete_conversation(id).await, Err(Error::Forbidden(_))));
+    assert!(matches!(juliet.put_member(id, MERCUTIO, Role::Member).await, Err(Error::Forbidden(_))));
+
+    // Conflicts: the owner's membership; an idempotency key reused.
+    assert!(matches!(romeo.remove_member(id, ROMEO).await, Err(Error::Conflict(_))));
+    let first = romeo.create_conversation([JULIET], History::Shared, Some("idem-1")).await.unwrap();
+    let retry = romeo.create_conversation([JULIET], History::Shared, Some("idem-1")).await.unwrap();
+    assert_eq!(first.conversation_id, retry.conversation_id, "an idempotent retry returns the first result");
+    assert_eq!(first.key.objectid, retry.key.objectid);
+    assert!(matches!(
+        romeo.create_conversation([MERCUTIO], History::Shared, Some("idem-1")).await,
+        Err(Error::Conflict(_))
+    ));
+
+    // Bad requests carry the server's explanation.
+    let r = romeo.create_conversation(["juliet@capulet.lit/balcony"], History::Shared, None).await;
+    let Err(Error::BadRequest(p)) = r else { panic!("{r:?}") };
+    assert!(p.detail.contains("full JID"), "{p}");
+    assert!(matches!(romeo.put_member(id, "not a jid", Role::Member).await, Err(Error::BadRequest(_))));
+
+    // A token keysrv does not accept.
+    let stranger = Client::with_token(&server.url, "not.a.token").unwrap();
+    let r = stranger.conversation(id).await;
+    let Err(Error::Unauthorized(p)) = r else { panic!("{r:?}") };
+    assert_eq!(p.status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_changes_revoke_and_deletion_shreds() {
+    let server = Server::start();
+    let romeo = server.client(ROMEO);
+    let juliet = server.client(JULIET);
+    let created = romeo.create_conversation([JULIET], History::Shared, None).await.unwrap();
+    let id = created.conversation_id.as_str();
+    let first = created.key.objectid.clone();
+
+    let m = romeo.put_member(id, "Mercutio@Montague.LIT", Role::Member).await.unwrap();
+    assert_eq!((m.jid.as_str(), m.role), (MERCUTIO, Role::Member));
+    assert_eq!(server.client(MERCUTIO).key(&first).await.unwrap().objectid, first, "shared history");
+    let conv = romeo.conversation(id).await.unwrap();
+    assert_eq!(conv.owner, ROMEO);
+    assert_eq!(conv.history, History::Shared);
+    assert_eq!(conv.members.len(), 3);
+    assert_eq!(conv.member("juliet@capulet.lit/balcony").map(|m| m.role), Some(Role::Member));
+    assert_eq!(conv.member(ROMEO).map(|m| m.role), Some(Role::Owner));
+    assert_eq!(conv.current_objectid, first);
+    assert_eq!(romeo.put_member(id, JULIET, Role::Admin).await.unwrap().role, Role::Admin);
+
+    // Removing rotates; the removed member reads nothing any more.
+    let next = romeo.remove_member(id, MERCUTIO).await.unwrap();
+    assert_ne!(next, first);
+    let mercutio = server.client(MERCUTIO);
+    assert!(matches!(mercutio.key(&first).await, Err(Error::NotFound(_))));
+    assert!(matches!(mercutio.key(&next).await, Err(Error::NotFound(_))));
+    assert!(matches!(mercutio.current_key(id).await, Err(Error::NotFound(_))));
+    let current = romeo.current_key(id).await.unwrap();
+    assert_eq!(current.objectid, next);
+    let element = current.seal(ROMEO, JULIET, &Content::text("A plague o' both your houses!")).unwrap();
+    let msg = received(ROMEO, JULIET, &element);
+    assert!(matches!(mercutio.open_message(&msg).await, Err(Error::NotFound(_))));
+    assert_eq!(juliet.open_message(&msg).await.unwrap().body(), Some("A plague o' both your houses!"));
+
+    // Leaving.
+    let after_leave = juliet.remove_member(id, JULIET).await.unwrap();
+    assert_ne!(after_leave, next);
+    juliet.forget_conversation(id);
+    assert!(matches!(juliet.open_message(&msg).await, Err(Error::NotFound(_))));
+
+    // Crypto-shredding: every key is gone, and out of the owner's cache.
+    assert!(romeo.cached_key(&first).is_some());
+    romeo.delete_conversation(id).await.unwrap();
+    assert!(romeo.cached_key(&first).is_none() && romeo.cached_key(&next).is_none());
+    assert!(matches!(romeo.key(&first).await, Err(Error::NotFound(_))));
+    assert!(matches!(romeo.conversation(id).await, Err(Error::NotFound(_))));
+}
+
+/// Hands out a bad token until refreshed.
+struct Refreshing {
+    good: String,
+    refreshed: Mutex<bool>,
+    refreshes: AtomicUsize,
+}
+
+#[async_trait]
+impl TokenProvider for Refreshing {
+    async fn token(&self) -> Result<Zeroizing<String>, String> {
+        let good = *self.refreshed.lock().unwrap();
+        Ok(Zeroizing::new(if good { self.good.clone() } else { "expired".into() }))
+    }
+
+    async fn refresh(&self) -> bool {
+        self.refreshes.fetch_add(1, Ordering::Relaxed);
+        *self.refreshed.lock().unwrap() = true;
+        true
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_refreshes_the_token_once() {
+    let server = Server::start();
+    let tokens = Arc::new(Refreshing {
+        good: server.token(ROMEO),
+        refreshed: Mutex::new(false),
+        refreshes: AtomicUsize::new(0),
+    });
+    let romeo = Client::builder(&server.url, tokens.clone()).build().unwrap();
+    romeo.create_conversation([JULIET], History::SinceJoin, None).await.unwrap();
+    assert_eq!(tokens.refreshes.load(Ordering::Relaxed), 1);
+
+    // A provider that cannot refresh: the 401 surfaces.
+    let stale = Client::builder(&server.url, StaticToken::new("expired")).build().unwrap();
+    assert!(matches!(stale.rotate("Yq3hV8dK2mTzR0pLxW7bNg", None).await, Err(Error::Unauthorized(_))));
+}
+
+const PROBLEM_503: &str = r#"{"type":"urn:keysrv:problem:service-unavailable","title":"Service Unavailable","status":503,"detail":"a backend is temporarily unavailable; retry later"}"#;
+const PROBLEM_500: &str = r#"{"type":"urn:keysrv:problem:internal-server-error","title":"Internal Server Error","status":500,"detail":"the server failed to complete the request"}"#;
+const SHORT_KEY: &str =
+    r#"{"objectid":"c.k","conversation_id":"c","key":"AAAA","alg":"A256GCM","created_at":"2025-01-31T09:30:00Z"}"#;
+const WRONG_ALG: &str = r#"{"objectid":"c.k","conversation_id":"c","key":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","alg":"A128GCM","created_at":"2025-01-31T09:30:00Z"}"#;
+const OTHER_KEY: &str = r#"{"objectid":"c.other","conversation_id":"c","key":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","alg":"A256GCM","created_at":"2025-01-31T09:30:00Z"}"#;
+const UNASKED_BATCH: &str = r#"{"keys":[{"objectid":"c.other","conversation_id":"c","key":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","alg":"A256GCM","created_at":"2025-01-31T09:30:00Z"}],"missing":[]}"#;
+const JSON: &str = "content-type: application/json\r\n";
+const PROBLEM: &str = "content-type: application/problem+json\r\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_a_healthy_keysrv_does_not_produce() {
+    let canned = Canned::start(vec![
+        (503, "content-type: application/problem+json\r\nretry-after: 7\r\n", PROBLEM_503),
+        (429, "", "slow down"),
+        (502, "", "<html>bad gateway</html>"),
+        (500, PROBLEM, PROBLEM_500),
+        (200, JSON, SHORT_KEY),
+        (200, JSON, WRONG_ALG),
+        (200, JSON, OTHER_KEY),
+        (200, JSON, "{not json"),
+        (404, JSON, r#"{"message":"Not Found"}"#),
+        (200, JSON, UNASKED_BATCH),
+        (201, JSON, "{}"),
+    ])
+    .await;
+    let c = Client::with_token(&canned.url, "tok").unwrap();
+    let r = c.key("c.k").await;
+    let Err(Error::RetryLater { retry_after, problem }) = r else { panic!("{r:?}") };
+    assert_eq!(retry_after, Some(Duration::from_secs(7)));
+    assert_eq!(problem.status, 503);
+    assert!(matches!(c.key("c.k").await, Err(Error::RetryLater { retry_after: None, .. })));
+    let r = c.key("c.k").await;
+    assert!(
+        matches!(&r, Err(Error::RetryLater { retry_after: None, problem }) if problem.kind == "about:blank"),
+        "{r:?}"
+    );
+    assert!(matches!(c.key("c.k").await, Err(Error::Server(_))));
+    for what in ["short key", "wrong alg", "another key", "bad json", "a 404 not from keysrv"] {
+        let r = c.key("c.k").await;
+        assert!(matches!(r, Err(Error::Protocol(_))), "{what}: {r:?}");
+    }
+    assert!(c.cached_keys() == 0, "nothing bad was cached");
+    assert!(matches!(c.keys_batch(["c.k"]).await, Err(Error::Protocol(_))));
+    // Headers the client sends.
+    let _ = c.rotate("c", Some("retry-me")).await;
+    let reqs = canned.requests.lock().unwrap();
+    let last = reqs.last().unwrap();
+    assert_eq!(last.line(), "POST /v1/conversations/c/keys HTTP/1.1");
+    assert_eq!(last.header("idempotency-key"), Some("retry-me"));
+    assert_eq!(last.header("authorization"), Some("Bearer tok"));
+    assert_eq!(reqs[0].line(), "GET /v1/keys/c.k HTTP/1.1");
+}
+
+#[test]
+fn bad_configuration_is_reported() {
+    for bad in ["", "not a url", "ftp://example.org", "mailto:keys@example.org"] {
+        assert!(matches!(Client::with_token(bad, "t"), Err(Error::Config(_))), "{bad}");
+    }
+}
