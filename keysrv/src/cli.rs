@@ -38,7 +38,7 @@ pub struct ServerArgs {
     pub backend: String,
     /// Expected token issuer (e.g. a Cognito user pool URL). Without it the
     /// server runs in dev mode and trusts its own dev signing key.
-    #[arg(long, env = "KEYSRV_JWT_ISSUER", requires_all = ["jwks_url", "audience"])]
+    #[arg(long, env = "KEYSRV_JWT_ISSUER")]
     pub issuer: Option<String>,
     /// Where to fetch the issuer's signing keys (JWKS).
     #[arg(long, env = "KEYSRV_JWT_JWKS_URL")]

@@ -14,18 +14,7 @@ use zeroize::Zeroizing;
 pub struct CognitoError(String);
 
 fn err(what: &str, e: impl std::error::Error) -> CognitoError {
-    CognitoError(format!("{what}: {}", aws_smithy_display(&e)))
-}
-
-fn aws_smithy_display(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
+    CognitoError(format!("{what}: {}", aws_smithy_types::error::display::DisplayErrorContext(&e)))
 }
 
 pub struct UserPool {
@@ -35,8 +24,13 @@ pub struct UserPool {
 }
 
 impl UserPool {
+    /// Only against an emulator (`AWS_ENDPOINT_URL` set): on a real user pool
+    /// this would reset a user's password.
     pub async fn from_env() -> Result<Self, CognitoError> {
         let var = |n: &str| std::env::var(n).map_err(|_| CognitoError(format!("{n} must be set")));
+        var("AWS_ENDPOINT_URL").map_err(|_| {
+            CognitoError("keysrv token --backend aws is for a local emulator (AWS_ENDPOINT_URL); on a real user pool it would reset the user's password".into())
+        })?;
         let sdk = aws_config::load_from_env().await;
         Ok(Self {
             client: Client::new(&sdk),

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use aws_lc_rs::encoding::AsDer;
@@ -51,7 +51,11 @@ impl DevIssuer {
         let pem = match fs::read(&path) {
             Ok(p) => Zeroizing::new(p),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                fs::create_dir_all(data_dir).map_err(|e| setup(format!("creating {}: {e}", data_dir.display())))?;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(data_dir)
+                    .map_err(|e| setup(format!("creating {}: {e}", data_dir.display())))?;
                 let pair =
                     KeyPair::generate(KeySize::Rsa2048).map_err(|_| setup("RSA key generation failed".into()))?;
                 let der = pair.as_der().map_err(|_| setup("RSA key encoding failed".into()))?;
@@ -70,6 +74,15 @@ impl DevIssuer {
             }
             Err(e) => return Err(setup(format!("reading {}: {e}", path.display()))),
         };
+        // This key mints tokens for any JID: refuse it if others can read it.
+        let mode = fs::metadata(&path).map_err(|e| setup(format!("{}: {e}", path.display())))?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(setup(format!(
+                "{} is readable by others (mode {:o}); chmod 600 it",
+                path.display(),
+                mode & 0o777
+            )));
+        }
         let encoding = EncodingKey::from_rsa_pem(&pem).map_err(|e| setup(format!("dev signing key: {e}")))?;
         let der = pem_decode(&pem).ok_or_else(|| setup("dev signing key is not PEM".into()))?;
         let pair = KeyPair::from_pkcs8(&der).map_err(|e| setup(format!("dev signing key: {e}")))?;
@@ -148,7 +161,13 @@ impl Verifier {
     /// emulator's), fetched once at start.
     pub async fn from_jwks_url(jwks_url: &str, issuer: &str, audience: &str) -> Result<Self, JwtError> {
         let setup = |e: String| JwtError::Setup(format!("JWKS {jwks_url}: {e}"));
-        let set: JwkSet = reqwest::get(jwks_url)
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| setup(e.to_string()))?;
+        let set: JwkSet = http
+            .get(jwks_url)
+            .send()
             .await
             .and_then(|r| r.error_for_status())
             .map_err(|e| setup(e.to_string()))?

@@ -30,17 +30,29 @@ async fn run_server(args: ServerArgs) -> Result<(), Box<dyn std::error::Error>> 
     if let Backend::Embedded { data_dir } = &mut config.backend {
         data_dir.clone_from(&args.data_dir);
     }
-    let app = App::new(config).await?;
     let verifier = match (&args.issuer, &args.jwks_url, &args.audience) {
         (Some(iss), Some(jwks), Some(aud)) => Verifier::from_jwks_url(jwks, iss, aud).await?,
-        _ => {
+        (None, None, None) => {
+            // Dev mode trusts a key file: anyone who can read it mints tokens
+            // for any JID. Never on the network, never with real backends.
+            if args.backend != "embedded" || !args.listen.ip().is_loopback() {
+                return Err("dev-mode tokens are only for the embedded backend on a loopback address: \
+                            set KEYSRV_JWT_ISSUER, KEYSRV_JWT_JWKS_URL and KEYSRV_JWT_AUDIENCE"
+                    .into());
+            }
             eprintln!(
                 "keysrv: dev mode: tokens are signed by {}/jwt-signing-key.pem; get one with `keysrv token <jid>`",
                 args.data_dir.display()
             );
             Verifier::dev(&DevIssuer::load_or_create(&args.data_dir)?)
         }
+        _ => {
+            return Err(
+                "set all three of KEYSRV_JWT_ISSUER, KEYSRV_JWT_JWKS_URL and KEYSRV_JWT_AUDIENCE, or none".into()
+            );
+        }
     };
+    let app = App::new(config).await?;
     server::run(server::Server { app, verifier }, args.listen).await?;
     Ok(())
 }

@@ -89,7 +89,7 @@ async fn aws(settings: &crate::config::AwsSettings) -> Result<Backends, BackendE
             settings.key_cache_ttl,
         )),
         Wrapping::SecretsManager { secret_id } => {
-            Arc::new(SecretsManagerWrapper::new(aws_sdk_secretsmanager::Client::new(&sdk), secret_id.clone()).await?)
+            Arc::new(SecretsManagerWrapper::new(aws_sdk_secretsmanager::Client::new(&sdk), secret_id.clone()))
         }
     };
     Ok((Arc::new(store), wrapper))

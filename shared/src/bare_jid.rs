@@ -7,6 +7,8 @@ use std::fmt;
 
 use crate::error::Error;
 
+const MAX_LEN: usize = 512;
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BareJid(String);
 
@@ -14,6 +16,11 @@ impl BareJid {
     /// Parses and normalizes a user's bare JID. A resource, a missing
     /// localpart or anything stringprep rejects is an error.
     pub fn parse(s: &str) -> Result<Self, Error> {
+        // RFC 7622 allows up to 3071 bytes; storage keys (a DynamoDB sort key
+        // holds at most 1024 bytes) and real addresses need far fewer.
+        if s.len() > MAX_LEN {
+            return Err(Error::BadRequest(format!("a JID is at most {MAX_LEN} bytes")));
+        }
         let jid = jid::Jid::new(s).map_err(|e| Error::BadRequest(format!("invalid JID {s:?}: {e}")))?;
         if jid.resource().is_some() {
             return Err(Error::BadRequest(format!("{s:?} is a full JID; a bare JID (user@domain) is required")));
@@ -53,7 +60,8 @@ mod tests {
 
     #[test]
     fn rejects_full_domain_only_and_invalid() {
-        for bad in ["juliet@capulet.lit/balcony", "capulet.lit", "", "@capulet.lit", "a b@c.d", "juliet@"] {
+        let long = format!("{}@capulet.lit", "a".repeat(600));
+        for bad in ["juliet@capulet.lit/balcony", "capulet.lit", "", "@capulet.lit", "a b@c.d", "juliet@", &long] {
             assert!(matches!(BareJid::parse(bad), Err(Error::BadRequest(_))), "{bad} accepted");
         }
     }

@@ -23,6 +23,9 @@ pub enum Error {
     /// The request body exceeds the size limit.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// Too many changes raced on one conversation; the client should retry.
+    #[error("the conversation is changing too fast; retry")]
+    Contended,
     #[error(transparent)]
     Backend(#[from] BackendError),
 }

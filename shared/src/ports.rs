@@ -106,6 +106,13 @@ pub trait ConversationStore: Send + Sync {
 
     async fn idempotency_record(&self, caller: &BareJid, key: &str) -> Result<Option<IdempotencyRecord>, BackendError>;
 
+    /// Whether `id` is a conversation whose crypto-shred began but did not
+    /// finish (invisible to reads), owned by `owner`. Backends that delete in
+    /// one transaction never leave one.
+    async fn deletion_pending(&self, _id: &ConversationId, _owner: &BareJid) -> Result<bool, BackendError> {
+        Ok(false)
+    }
+
     /// Opens connections before the first request (during a Lambda
     /// container's init), so no request pays for a TLS handshake.
     async fn warm_up(&self) {}

@@ -23,14 +23,16 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, DeleteRequest, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update, WriteRequest,
+    AttributeValue, Delete, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::aws_errors::classify;
 use crate::bare_jid::BareJid;
 use crate::domain::model::{Conversation, IdempotencyRecord, Member, StoredKey, WrappedKey};
-use crate::ids::{ConversationId, ObjectId};
+use crate::ids::{ConversationId, ObjectId, random_bytes};
 use crate::ports::{BackendError, ConversationStore, ConversationUpdate, NewConversation, WriteOutcome};
 use crate::timestamp::Timestamp;
 
@@ -39,7 +41,8 @@ type Item = HashMap<String, AttributeValue>;
 /// DynamoDB's limits per request.
 const MAX_TRANSACTION_ITEMS: usize = 100;
 const MAX_BATCH_GET: usize = 100;
-const MAX_BATCH_WRITE: usize = 25;
+/// Delete transactions in flight at once during a crypto-shred.
+const PARALLEL_DELETES: usize = 4;
 /// Unprocessed items are retried this often before the request is a 503.
 const MAX_UNPROCESSED_RETRIES: u32 = 5;
 
@@ -218,6 +221,24 @@ fn parse_idempotency(item: &Item, caller: &BareJid, key_value: &str) -> Result<I
     })
 }
 
+type DeleteTask = tokio::task::JoinSet<Result<Result<(), Vec<CancelReason>>, BackendError>>;
+
+async fn join_delete(set: &mut DeleteTask) -> Result<(), BackendError> {
+    match set.join_next().await {
+        Some(Ok(Ok(Ok(())))) | None => Ok(()),
+        Some(Ok(Ok(Err(_)))) => Err(BackendError::Unavailable {
+            reason: "dynamodb: a delete transaction was cancelled".into(),
+            retry_after_secs: 1,
+        }),
+        Some(Ok(Err(e))) => Err(e),
+        Some(Err(e)) => Err(BackendError::Internal(e.to_string())),
+    }
+}
+
+/// A cancelled transaction item: its cancellation code and, where asked
+/// for, the item as it was.
+type CancelReason = (Option<String>, Option<Item>);
+
 impl DynamoStore {
     fn put(&self, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, BackendError> {
         let put = Put::builder().table_name(&self.table).set_item(Some(item));
@@ -248,8 +269,19 @@ impl DynamoStore {
         &self,
         what: &str,
         items: Vec<TransactWriteItem>,
-    ) -> Result<Result<(), Vec<(Option<String>, Option<Item>)>>, BackendError> {
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+    ) -> Result<Result<(), Vec<CancelReason>>, BackendError> {
+        // The SDK retries a call whose answer it did not get; the token makes
+        // DynamoDB treat the retry as the same transaction rather than apply
+        // it twice (or fail its own condition on the second try).
+        let token = URL_SAFE_NO_PAD.encode(random_bytes::<24>()?);
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .client_request_token(token)
+            .send()
+            .await
+        {
             Ok(_) => Ok(Ok(())),
             Err(SdkError::ServiceError(se))
                 if matches!(se.err(), TransactWriteItemsError::TransactionCanceledException(_)) =>
@@ -258,14 +290,16 @@ impl DynamoStore {
                     return Err(BackendError::Internal("unreachable".into()));
                 };
                 let reasons = e.cancellation_reasons.unwrap_or_default();
-                // A cancellation that is not a failed condition (a conflicting
-                // transaction, throttling) is transient.
-                if reasons.iter().any(|r| {
-                    matches!(
-                        r.code.as_deref(),
-                        Some("TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded")
-                    )
-                }) {
+                // Throttling is transient; a conflicting transaction is a lost
+                // race like a failed `seq` condition (an empty reason list:
+                // the caller re-reads and retries).
+                if reasons.iter().any(|r| r.code.as_deref() == Some("TransactionConflict")) {
+                    return Ok(Err(Vec::new()));
+                }
+                if reasons
+                    .iter()
+                    .any(|r| matches!(r.code.as_deref(), Some("ThrottlingError" | "ProvisionedThroughputExceeded")))
+                {
                     return Err(BackendError::Unavailable {
                         reason: format!("{what}: transaction conflict"),
                         retry_after_secs: 1,
@@ -363,36 +397,30 @@ impl DynamoStore {
         }
     }
 
-    async fn batch_delete(&self, keys: Vec<Item>) -> Result<(), BackendError> {
-        for chunk in keys.chunks(MAX_BATCH_WRITE) {
-            let mut pending: Vec<WriteRequest> = chunk
+    /// Deletes items in transactions of up to 100 `Delete`s, a few at a time.
+    /// (Not `BatchWriteItem`: its IAM permission would also allow puts.)
+    async fn delete_items(&self, keys: Vec<Item>) -> Result<(), BackendError> {
+        let mut set = tokio::task::JoinSet::new();
+        for chunk in keys.chunks(MAX_TRANSACTION_ITEMS) {
+            let items = chunk
                 .iter()
                 .map(|k| {
-                    let del = DeleteRequest::builder().set_key(Some(k.clone())).build().map_err(build_err)?;
-                    Ok(WriteRequest::builder().delete_request(del).build())
+                    let del = Delete::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(k.clone()))
+                        .build()
+                        .map_err(build_err)?;
+                    Ok(TransactWriteItem::builder().delete(del).build())
                 })
-                .collect::<Result<_, BackendError>>()?;
-            let mut attempt = 0;
-            while !pending.is_empty() {
-                if attempt > MAX_UNPROCESSED_RETRIES {
-                    return Err(BackendError::Unavailable {
-                        reason: "dynamodb:BatchWriteItem left items unprocessed".into(),
-                        retry_after_secs: 1,
-                    });
-                }
-                if attempt > 0 {
-                    tokio::time::sleep(Duration::from_millis(10 << attempt)).await;
-                }
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, pending)
-                    .send()
-                    .await
-                    .map_err(|e| classify("dynamodb:BatchWriteItem", e))?;
-                pending = out.unprocessed_items.and_then(|mut u| u.remove(&self.table)).unwrap_or_default();
-                attempt += 1;
+                .collect::<Result<Vec<_>, BackendError>>()?;
+            let store = DynamoStore { client: self.client.clone(), table: self.table.clone() };
+            set.spawn(async move { store.transact("dynamodb:TransactWriteItems", items).await });
+            while set.len() >= PARALLEL_DELETES {
+                join_delete(&mut set).await?;
             }
+        }
+        while !set.is_empty() {
+            join_delete(&mut set).await?;
         }
         Ok(())
     }
@@ -445,7 +473,7 @@ impl ConversationStore for DynamoStore {
                     )
                 })),
                 other => {
-                    let _ = self.batch_delete(written_early).await;
+                    let _ = self.delete_items(written_early).await;
                     return match other {
                         Err(e) => Err(e),
                         _ => Err(BackendError::Internal("writing members failed".into())),
@@ -471,10 +499,13 @@ impl ConversationStore for DynamoStore {
                     _ => Ok(WriteOutcome::Stale),
                 }
             }
-            Err(e) => Err(e),
+            // The outcome is unknown: the conversation may exist, so its
+            // members stay (without the conversation item they are invisible).
+            Err(e) => return Err(e),
         };
+        // The transaction was definitely cancelled: nothing refers to them.
         if !written_early.is_empty() {
-            let _ = self.batch_delete(written_early).await;
+            let _ = self.delete_items(written_early).await;
         }
         result
     }
@@ -541,7 +572,8 @@ impl ConversationStore for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(conv_pk(id), META.into())))
-            .update_expression("SET deleting = :t")
+            // The current key's copy goes with the mark.
+            .update_expression("SET deleting = :t REMOVE cur_wrapped, cur_scheme")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":t", AttributeValue::Bool(true))
             .send()
@@ -551,13 +583,16 @@ impl ConversationStore for DynamoStore {
             Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => return Ok(false),
             Err(e) => return Err(classify("dynamodb:UpdateItem", e)),
         }
-        let rows: Vec<Item> = self
+        // Members first: without them no key row is readable, even if the
+        // deletion of the keys is interrupted.
+        let (members, keys): (Vec<Item>, Vec<Item>) = self
             .query_partition(conv_pk(id), None, true)
             .await?
             .into_iter()
             .filter(|item| item.get("sk").and_then(|v| v.as_s().ok()).is_some_and(|sk| sk != META))
-            .collect();
-        self.batch_delete(rows).await?;
+            .partition(|item| item.get("sk").and_then(|v| v.as_s().ok()).is_some_and(|sk| sk.starts_with("M#")));
+        self.delete_items(members).await?;
+        self.delete_items(keys).await?;
         self.client
             .delete_item()
             .table_name(&self.table)
@@ -655,6 +690,13 @@ impl ConversationStore for DynamoStore {
         keys.retain(|k| live.contains(&k.conversation_id));
         members.retain(|(c, _)| live.contains(c));
         Ok((keys, members))
+    }
+
+    async fn deletion_pending(&self, id: &ConversationId, owner: &BareJid) -> Result<bool, BackendError> {
+        let items = self.batch_get(vec![key(conv_pk(id), META.into())]).await?;
+        Ok(items.first().is_some_and(|item| {
+            item.contains_key("deleting") && get_s(item, "owner").is_ok_and(|o| o == owner.as_str())
+        }))
     }
 
     async fn warm_up(&self) {

@@ -1,5 +1,6 @@
 //! Key wrapping under a 256-bit master key held in AWS Secrets Manager. The
-//! secret is read once per container; data keys are wrapped locally with
+//! secret is read once per container, on first use (functions that never
+//! wrap or unwrap — and are not allowed to read the secret — never ask); data keys are wrapped locally with
 //! AES-256-GCM (`master_key`). Each wrapped key records the secret's
 //! version, so after the secret is rotated old keys still unwrap: their
 //! version is fetched on first use and kept.
@@ -14,7 +15,7 @@ use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OnceCell};
 use zeroize::Zeroizing;
 
 use super::aws_errors::classify;
@@ -27,17 +28,18 @@ const SCHEME_PREFIX: &str = "sm:";
 pub struct SecretsManagerWrapper {
     client: Client,
     secret_id: String,
-    current: Arc<MasterKey>,
+    current: OnceCell<Arc<MasterKey>>,
     versions: Mutex<HashMap<String, Arc<MasterKey>>>,
 }
 
 impl SecretsManagerWrapper {
-    /// Reads the secret's current version.
-    pub async fn new(client: Client, secret_id: String) -> Result<Self, BackendError> {
-        let current = Arc::new(fetch(&client, &secret_id, None).await?);
-        let mut versions = HashMap::new();
-        versions.insert(current.scheme().to_owned(), Arc::clone(&current));
-        Ok(Self { client, secret_id, current, versions: Mutex::new(versions) })
+    pub fn new(client: Client, secret_id: String) -> Self {
+        Self { client, secret_id, current: OnceCell::new(), versions: Mutex::new(HashMap::new()) }
+    }
+
+    /// The secret's current version, read on first use.
+    async fn current(&self) -> Result<&Arc<MasterKey>, BackendError> {
+        self.current.get_or_try_init(|| async { fetch(&self.client, &self.secret_id, None).await.map(Arc::new) }).await
     }
 
     async fn version(&self, scheme: &str) -> Result<Arc<MasterKey>, BackendError> {
@@ -85,12 +87,13 @@ fn decode_secret_string(s: &str) -> Result<Zeroizing<Vec<u8>>, BackendError> {
 #[async_trait]
 impl KeyWrapper for SecretsManagerWrapper {
     async fn generate(&self, ctx: KeyContext<'_>) -> Result<(DataKey, WrappedKey), BackendError> {
-        self.current.generate(ctx)
+        self.current().await?.generate(ctx)
     }
 
     async fn unwrap(&self, ctx: KeyContext<'_>, wrapped: &WrappedKey) -> Result<DataKey, BackendError> {
-        if wrapped.scheme == self.current.scheme() {
-            return self.current.open(ctx, wrapped);
+        let current = self.current().await?;
+        if wrapped.scheme == current.scheme() {
+            return current.open(ctx, wrapped);
         }
         self.version(&wrapped.scheme).await?.open(ctx, wrapped)
     }

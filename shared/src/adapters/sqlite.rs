@@ -342,7 +342,18 @@ impl ConversationStore for SqliteStore {
             tx.commit()?;
             // Old page images of the deleted rows live on in the WAL until a
             // checkpoint; shredding means they go now.
-            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            // A busy checkpoint (a reader still holds the old frames) is
+            // retried briefly; the delete itself has committed either way.
+            for _ in 0..20 {
+                match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0)) {
+                    Ok(0) => break,
+                    Ok(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "WAL checkpoint after crypto-shred failed");
+                        break;
+                    }
+                }
+            }
             Ok(n > 0)
         })
         .await

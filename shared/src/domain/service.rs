@@ -17,7 +17,10 @@ use crate::timestamp::Timestamp;
 
 use super::access;
 use super::audit::{self, Outcome};
-use super::model::{Conversation, ConversationView, History, IdempotencyRecord, Member, ReleasedKey, Role, StoredKey};
+use super::model::{
+    Conversation, ConversationView, DataKey, History, IdempotencyRecord, Member, ReleasedKey, Role, StoredKey,
+    WrappedKey,
+};
 
 /// Limits a deployment can tune.
 #[derive(Clone, Debug)]
@@ -192,13 +195,13 @@ impl KeyService {
         if let Some(replayed) = self.replay(caller, idempotency_key, &fingerprint).await? {
             return Ok(replayed);
         }
-        let objectid = ObjectId::generate(&id)?;
-        let (key, wrapped) = self.wrapper.generate(KeyContext { conversation_id: &id, objectid: &objectid }).await?;
+        let mut pending = None;
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 back_off(attempt).await;
             }
-            let (conversation, _actor) = self.load_member(caller, &id).await?;
+            let (conversation, _actor) = self.load_member("rotate_key", caller, &id).await?;
+            let key = self.pending_key(&mut pending, &id).await?;
             let now = Timestamp::now();
             let seq = conversation.seq + 1;
             let update = ConversationUpdate {
@@ -206,46 +209,48 @@ impl KeyService {
                 expected_seq: conversation.seq,
                 new_seq: seq,
                 member_count: conversation.member_count,
-                new_key: Some(StoredKey {
-                    objectid: objectid.clone(),
-                    conversation_id: id.clone(),
-                    seq,
-                    history: conversation.history,
-                    created_at: now,
-                    wrapped: wrapped.clone(),
-                }),
+                new_key: Some(key.stored(&id, seq, conversation.history, now)),
                 upsert_member: None,
                 remove_member: None,
-                idempotency: self.idempotency_record(caller, idempotency_key, fingerprint.clone(), &id, &objectid, now),
+                idempotency: self.idempotency_record(
+                    caller,
+                    idempotency_key,
+                    fingerprint.clone(),
+                    &id,
+                    &key.objectid,
+                    now,
+                ),
             };
             match self.store.update(update).await? {
                 WriteOutcome::Applied => {
-                    audit::key_event("rotate_key", caller, id.as_str(), objectid.as_str(), Outcome::Released);
+                    audit::key_event("rotate_key", caller, id.as_str(), key.objectid.as_str(), Outcome::Released);
+                    let PendingKey { objectid, key, .. } = key.clone();
                     return Ok(ReleasedKey { objectid, conversation_id: id, created_at: now, key });
                 }
                 WriteOutcome::Replayed(record) => return self.replay_record(caller, &record, &fingerprint).await,
                 WriteOutcome::Stale => continue,
             }
         }
-        Err(contended())
+        Err(Error::Contended)
     }
 
     /// Adds a member or changes a role. Under `since_join`, adding a member
     /// rotates the key in the same write.
     pub async fn put_member(&self, caller: &BareJid, id: &str, target: &BareJid, role: Role) -> Result<Member> {
         let id = ConversationId::parse(id)?;
-        let mut rotation = None;
+        let mut pending = None;
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 back_off(attempt).await;
             }
-            let (conversation, actor) = self.load_member(caller, &id).await?;
-            let existing = if target == caller {
-                Some(actor.clone())
-            } else {
-                self.store.conversation_for(&id, target).await?.and_then(|(_, m)| m)
-            };
-            access::check_put_member(&actor, existing.as_ref(), role)?;
+            let (conversation, actor, existing) = self.load_actor_and_target("put_member", caller, &id, target).await?;
+            self.authorize(
+                "put_member",
+                caller,
+                &id,
+                target,
+                access::check_put_member(&actor, existing.as_ref(), role),
+            )?;
             let now = Timestamp::now();
             let seq = conversation.seq + 1;
             let (member, member_count, new_key) = match existing {
@@ -262,17 +267,7 @@ impl KeyService {
                     let new_key = match conversation.history {
                         History::Shared => None,
                         History::SinceJoin => {
-                            if rotation.is_none() {
-                                rotation = Some(self.new_key(&id).await?);
-                            }
-                            rotation.as_ref().map(|(oid, wrapped)| StoredKey {
-                                objectid: ObjectId::clone(oid),
-                                conversation_id: id.clone(),
-                                seq,
-                                history: conversation.history,
-                                created_at: now,
-                                wrapped: Clone::clone(wrapped),
-                            })
+                            Some(self.pending_key(&mut pending, &id).await?.stored(&id, seq, conversation.history, now))
                         }
                     };
                     (member, conversation.member_count + 1, new_key)
@@ -296,42 +291,32 @@ impl KeyService {
                 WriteOutcome::Stale | WriteOutcome::Replayed(_) => continue,
             }
         }
-        Err(contended())
+        Err(Error::Contended)
     }
 
     /// Removes a member and rotates the key in the same write; returns the new
     /// current objectid.
     pub async fn remove_member(&self, caller: &BareJid, id: &str, target: &BareJid) -> Result<ObjectId> {
         let id = ConversationId::parse(id)?;
-        let (objectid, wrapped) = self.new_key(&id).await?;
+        let mut pending = None;
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 back_off(attempt).await;
             }
-            let (conversation, actor) = self.load_member(caller, &id).await?;
-            let existing = if target == caller {
-                Some(actor.clone())
-            } else {
-                self.store.conversation_for(&id, target).await?.and_then(|(_, m)| m)
-            };
+            let (conversation, actor, existing) =
+                self.load_actor_and_target("remove_member", caller, &id, target).await?;
             let Some(existing) = existing else {
                 return Err(Error::NotFound);
             };
-            access::check_remove_member(&actor, &existing)?;
+            self.authorize("remove_member", caller, &id, target, access::check_remove_member(&actor, &existing))?;
+            let key = self.pending_key(&mut pending, &id).await?;
             let seq = conversation.seq + 1;
             let update = ConversationUpdate {
                 conversation_id: id.clone(),
                 expected_seq: conversation.seq,
                 new_seq: seq,
                 member_count: conversation.member_count.saturating_sub(1),
-                new_key: Some(StoredKey {
-                    objectid: objectid.clone(),
-                    conversation_id: id.clone(),
-                    seq,
-                    history: conversation.history,
-                    created_at: Timestamp::now(),
-                    wrapped: wrapped.clone(),
-                }),
+                new_key: Some(key.stored(&id, seq, conversation.history, Timestamp::now())),
                 upsert_member: None,
                 remove_member: Some(target.clone()),
                 idempotency: None,
@@ -339,20 +324,27 @@ impl KeyService {
             match self.store.update(update).await? {
                 WriteOutcome::Applied => {
                     audit::change_event("remove_member", caller, id.as_str(), Some(target.as_str()), Outcome::Applied);
-                    return Ok(objectid);
+                    return Ok(key.objectid.clone());
                 }
                 WriteOutcome::Stale | WriteOutcome::Replayed(_) => continue,
             }
         }
-        Err(contended())
+        Err(Error::Contended)
     }
 
     /// Crypto-shredding: every row of the conversation is deleted, so every
-    /// objectid it ever had is unknown from now on.
+    /// objectid it ever had is unknown from now on. A deletion that was
+    /// interrupted (the conversation is already invisible) is finished when
+    /// its owner asks again.
     pub async fn delete_conversation(&self, caller: &BareJid, id: &str) -> Result<()> {
         let id = ConversationId::parse(id)?;
-        let (_, actor) = self.load_member(caller, &id).await?;
-        access::check_delete_conversation(&actor)?;
+        match self.load_member("delete_conversation", caller, &id).await {
+            Ok((_, actor)) => {
+                self.authorize("delete_conversation", caller, &id, caller, access::check_delete_conversation(&actor))?;
+            }
+            Err(Error::NotFound) if self.store.deletion_pending(&id, caller).await? => {}
+            Err(e) => return Err(e),
+        }
         if !self.store.delete(&id).await? {
             return Err(Error::NotFound);
         }
@@ -360,19 +352,63 @@ impl KeyService {
         Ok(())
     }
 
-    /// The conversation and the caller's membership; 404 for non-members.
-    async fn load_member(&self, caller: &BareJid, id: &ConversationId) -> Result<(Conversation, Member)> {
+    /// The conversation and the caller's membership; 404 (audited) for non-members.
+    async fn load_member(&self, action: &str, caller: &BareJid, id: &ConversationId) -> Result<(Conversation, Member)> {
         match self.store.conversation_for(id, caller).await? {
             Some((conversation, Some(member))) => Ok((conversation, member)),
-            _ => Err(Error::NotFound),
+            _ => {
+                audit::change_event(action, caller, id.as_str(), None, Outcome::Denied);
+                Err(Error::NotFound)
+            }
         }
     }
 
-    async fn new_key(&self, id: &ConversationId) -> Result<(ObjectId, crate::domain::model::WrappedKey)> {
-        let objectid = ObjectId::generate(id)?;
-        // The plaintext is not needed: only members fetching it later unwrap it.
-        let (_key, wrapped) = self.wrapper.generate(KeyContext { conversation_id: id, objectid: &objectid }).await?;
-        Ok((objectid, wrapped))
+    /// The conversation, the acting member, and the target's membership if any.
+    async fn load_actor_and_target(
+        &self,
+        action: &str,
+        caller: &BareJid,
+        id: &ConversationId,
+        target: &BareJid,
+    ) -> Result<(Conversation, Member, Option<Member>)> {
+        let (conversation, actor) = self.load_member(action, caller, id).await?;
+        let target = if target == caller {
+            Some(actor.clone())
+        } else {
+            self.store.conversation_for(id, target).await?.and_then(|(_, m)| m)
+        };
+        Ok((conversation, actor, target))
+    }
+
+    /// Audits a role check that refused the action.
+    fn authorize(
+        &self,
+        action: &str,
+        caller: &BareJid,
+        id: &ConversationId,
+        subject: &BareJid,
+        check: Result<()>,
+    ) -> Result<()> {
+        if check.is_err() {
+            audit::change_event(action, caller, id.as_str(), Some(subject.as_str()), Outcome::Denied);
+        }
+        check
+    }
+
+    /// The key a write will make current, generated once the caller is
+    /// authorized (a refused request costs no KMS call) and reused if the
+    /// write is retried.
+    async fn pending_key<'a>(
+        &self,
+        pending: &'a mut Option<PendingKey>,
+        id: &ConversationId,
+    ) -> Result<&'a PendingKey> {
+        if pending.is_none() {
+            let objectid = ObjectId::generate(id)?;
+            let (key, wrapped) = self.wrapper.generate(KeyContext { conversation_id: id, objectid: &objectid }).await?;
+            *pending = Some(PendingKey { objectid, key, wrapped });
+        }
+        pending.as_ref().ok_or(Error::Contended)
     }
 
     /// Unwraps and releases `key` if `member` may read it; otherwise a 404,
@@ -458,9 +494,23 @@ fn fingerprint(parts: &[&str]) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn contended() -> Error {
-    Error::Backend(BackendError::Unavailable {
-        reason: "the conversation is changing too fast; retry".into(),
-        retry_after_secs: 1,
-    })
+/// A data key generated for a write, with its id and wrapped form.
+#[derive(Clone)]
+struct PendingKey {
+    objectid: ObjectId,
+    key: DataKey,
+    wrapped: WrappedKey,
+}
+
+impl PendingKey {
+    fn stored(&self, id: &ConversationId, seq: u64, history: History, now: Timestamp) -> StoredKey {
+        StoredKey {
+            objectid: self.objectid.clone(),
+            conversation_id: id.clone(),
+            seq,
+            history,
+            created_at: now,
+            wrapped: self.wrapped.clone(),
+        }
+    }
 }

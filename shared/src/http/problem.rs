@@ -24,7 +24,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::NotFound => StatusCode::NOT_FOUND,
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        Error::Backend(BackendError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Backend(BackendError::Unavailable { .. }) | Error::Contended => StatusCode::SERVICE_UNAVAILABLE,
         Error::Backend(BackendError::Integrity | BackendError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -46,8 +46,14 @@ pub fn from_error(e: &Error) -> Response<Bytes> {
         other => other.to_string(),
     };
     let mut resp = problem(status, &detail);
-    if let Error::Backend(BackendError::Unavailable { retry_after_secs, .. }) = e {
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+    match e {
+        Error::Backend(BackendError::Unavailable { retry_after_secs, .. }) => {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
+        Error::Contended => {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1u32));
+        }
+        _ => {}
     }
     if status == StatusCode::UNAUTHORIZED {
         resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

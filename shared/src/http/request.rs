@@ -37,12 +37,19 @@ impl Claims {
     }
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct ApiRequest {
     pub claims: Claims,
     pub params: BTreeMap<String, String>,
     pub headers: HeaderMap,
     pub body: Bytes,
+}
+
+/// Leaves out the headers (the bearer token) and the body.
+impl std::fmt::Debug for ApiRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiRequest").field("params", &self.params).finish_non_exhaustive()
+    }
 }
 
 impl ApiRequest {
