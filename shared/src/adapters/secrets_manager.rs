@@ -65,9 +65,12 @@ async fn fetch(client: &Client, secret_id: &str, version: Option<&str>) -> Resul
         .await
         .map_err(|e| classify("secretsmanager:GetSecretValue", e))?;
     let version_id =
-        out.version_id.clone().ok_or_else(|| BackendError::Internal("the master key secret has no version".into()))?;
-    let bytes = match (&out.secret_binary, &out.secret_string) {
-        (Some(b), _) => Zeroizing::new(b.as_ref().to_vec()),
+        out.version_id.ok_or_else(|| BackendError::Internal("the master key secret has no version".into()))?;
+    // Both forms of the secret are wiped once the master key is built.
+    let binary = out.secret_binary.map(|b| Zeroizing::new(b.into_inner()));
+    let string = out.secret_string.map(Zeroizing::new);
+    let bytes = match (&binary, &string) {
+        (Some(b), _) => Zeroizing::new(b.to_vec()),
         (None, Some(s)) => decode_secret_string(s.trim())?,
         (None, None) => return Err(BackendError::Internal("the master key secret is empty".into())),
     };

@@ -121,13 +121,18 @@ impl SqliteStore {
         Ok(Self { inner: Arc::new(Inner { writer: Mutex::new(writer), readers, next_reader: AtomicUsize::new(0) }) })
     }
 
+    /// Runs `f` in one read transaction, so its statements see one snapshot
+    /// (a key row and a membership row from the same moment).
     fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, BackendError> {
         let start = self.inner.next_reader.fetch_add(1, Ordering::Relaxed);
         let n = self.inner.readers.len();
         let guard = (0..n)
             .find_map(|i| self.inner.readers[(start + i) % n].try_lock().ok())
             .unwrap_or_else(|| lock(&self.inner.readers[start % n]));
-        f(&guard).map_err(db_error)
+        let snapshot = guard.unchecked_transaction().map_err(db_error)?;
+        let result = f(&snapshot).map_err(db_error)?;
+        snapshot.finish().map_err(db_error)?;
+        Ok(result)
     }
 
     async fn write<T: Send + 'static>(
