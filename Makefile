@@ -67,7 +67,7 @@ unit-aws: build $(VENV)/.installed
 	trap '$(PY) scripts/emulator.py down --state-dir $(TEST_STATE)' EXIT; \
 	set -a; . $(TEST_STATE)/env; set +a; \
 	KEYSRV_TEST_BACKEND=aws KEYSRV_BIN=$(CURDIR)/target/debug/keysrv \
-		$(NEXTEST) -p keysrv-tests -p keysrv-functions --no-fail-fast
+		cargo nextest run -p keysrv-tests -p keysrv-functions --no-fail-fast  # one process per test: nextest
 
 test: lint unit unit-aws
 

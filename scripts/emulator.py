@@ -4,14 +4,17 @@
     emulator.py up --port PORT --state-dir DIR [--wrapping kms|secretsmanager]
     emulator.py down --state-dir DIR
     emulator.py token --state-dir DIR JID
+    emulator.py signing-key --state-dir DIR
 
-`up` starts `moto_server` on 127.0.0.1:PORT (log DIR/moto.log, pid DIR/moto.pid),
+`up` starts `moto_server` on 127.0.0.1:PORT (log DIR/moto.log, pid DIR/moto.pid;
+one request at a time, see `serve-moto`),
 then creates the stateful resources that template.yaml defines -- DynamoDB
 table, KMS key (+ alias), master-key secret, Cognito user pool and app
 client -- from the template's own Properties, and writes DIR/env (KEY=value
 lines for `set -a; . DIR/env`), DIR/env.json, and DIR/sam-env.json (the same
-for `sam local --env-vars`). Functions and the HTTP API
-are not emulated: `keysrv server --backend aws` plays the gateway locally.
+for `sam local --env-vars`), and DIR/cognito-signing-key.pem (see `signing-key`).
+Functions and the HTTP API are not emulated: `keysrv server --backend aws` plays
+the gateway locally.
 
 Conditions are evaluated as a stack with WrappingMode=--wrapping and
 AllowPasswordAuth=true would be. moto keeps its state in memory only: `down`
@@ -453,7 +456,7 @@ def is_our_moto(pid: int) -> bool:
         except ProcessLookupError:
             return False
         return True  # no /proc (not Linux): trust the pid file
-    return b"moto_server" in cmdline
+    return b"moto_server" in cmdline or b"serve-moto" in cmdline
 
 
 def port_free(port: int) -> bool:
@@ -510,6 +513,87 @@ def write_private(path: Path, text: str) -> None:
     os.chmod(path, 0o600)
 
 
+SIGNING_KEY_FILE = "cognito-signing-key.pem"
+
+
+def write_signing_key(state: Path) -> Path:
+    """Writes moto's Cognito token-signing key (one fixed RSA key, kid "dummy", shipped
+    with moto as a private JWK) to DIR/cognito-signing-key.pem as PKCS#8 PEM (0600), so
+    that tests can sign tokens the emulator's JWKS vouches for, with one claim wrong."""
+    import base64
+    import gzip
+    import importlib.util
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    spec = importlib.util.find_spec("moto")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("moto is not installed in this venv")
+    jwk_path = Path(list(spec.submodule_search_locations)[0]) / "cognitoidp/resources/jwks-private.json.gz"
+    with gzip.open(jwk_path, "rt") as f:
+        jwk = json.load(f)
+
+    def number(name: str) -> int:
+        text = jwk[name]
+        return int.from_bytes(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), "big")
+
+    n, e, d = number("n"), number("e"), number("d")
+    p, q = rsa.rsa_recover_prime_factors(n, e, d)
+    key = rsa.RSAPrivateNumbers(
+        p=p, q=q, d=d, dmp1=rsa.rsa_crt_dmp1(d, p), dmq1=rsa.rsa_crt_dmq1(d, q), iqmp=rsa.rsa_crt_iqmp(p, q),
+        public_numbers=rsa.RSAPublicNumbers(e, n),
+    ).private_key()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    path = state / SIGNING_KEY_FILE
+    write_private(path, pem)
+    return path
+
+
+def cmd_serve_moto(args: argparse.Namespace) -> None:
+    """moto_server, one request at a time (what `up` runs). moto is not thread-safe:
+    TransactWriteItems deep-copies the whole table without a lock (a concurrent write
+    makes it fail: "dictionary changed size during iteration") and, when a transaction
+    is cancelled, puts that copy back -- undoing every write other requests made in
+    the meantime, in any partition. DynamoDB isolates transactions; serializing the
+    emulator's requests does too (moto is single-threaded under its GIL anyway).
+
+    Also, moto keeps every model instance it ever creates (`instances_tracked`, for its
+    dashboard), including the whole-table copy each TransactWriteItems makes and every
+    Scan result: memory grows by megabytes per request and garbage collection stalls
+    for seconds, longer than the SDK's timeouts. DynamoDB's models are not tracked here."""
+    import threading
+
+    import moto.dynamodb.models  # noqa: F401 -- defines the models untracked below
+    import moto.server
+    from moto.core.model_instances import model_data
+
+    class Untracked(list):  # type: ignore[type-arg]
+        def append(self, _instance: Any) -> None:
+            pass
+
+    for model in model_data["dynamodb"].values():
+        model.instances_tracked = Untracked()  # type: ignore[attr-defined]
+
+    lock = threading.Lock()
+    dispatcher = moto.server.DomainDispatcherApplication
+
+    class OneRequestAtATime(dispatcher):  # type: ignore[misc,valid-type]
+        def __call__(self, environ: Any, start_response: Any) -> Any:
+            with lock:
+                return super().__call__(environ, start_response)
+
+    moto.server.DomainDispatcherApplication = OneRequestAtATime  # type: ignore[misc]
+    moto.server.main(["-H", args.host, "-p", str(args.port)])
+
+
+def cmd_signing_key(args: argparse.Namespace) -> None:
+    state = Path(args.state_dir).resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    print(write_signing_key(state))
+
+
 def cmd_up(args: argparse.Namespace) -> None:
     state = Path(args.state_dir).resolve()
     state.mkdir(parents=True, exist_ok=True)
@@ -524,8 +608,9 @@ def cmd_up(args: argparse.Namespace) -> None:
 
     log_path = state / "moto.log"
     with open(log_path, "ab") as logf:
+        moto_server_bin()  # moto is installed in this venv
         proc = subprocess.Popen(
-            [str(moto_server_bin()), "-H", HOST, "-p", str(args.port)],
+            [sys.executable, str(Path(__file__).resolve()), "serve-moto", "--host", HOST, "--port", str(args.port)],
             stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
             start_new_session=True,  # outlives this script; `down` stops it
         )
@@ -561,7 +646,10 @@ def cmd_up(args: argparse.Namespace) -> None:
         "KEYSRV_JWT_ISSUER": f"https://cognito-idp.{REGION}.amazonaws.com/{pool_id}",
         "KEYSRV_JWT_JWKS_URL": f"{endpoint}/{pool_id}/.well-known/jwks.json",
         "KEYSRV_JWT_AUDIENCE": ref_of("AWS::Cognito::UserPoolClient"),
+        # Not read by keysrv: where tests find moto.log and cognito-signing-key.pem.
+        "KEYSRV_EMULATOR_STATE_DIR": str(state),
     }
+    write_signing_key(state)
     (state / "env").write_text("".join(f"{k}={shlex.quote(v) if v else ''}\n" for k, v in env.items()))
     (state / "env.json").write_text(json.dumps(env, indent=2) + "\n")
     # env.local.json with this run's values, for `sam local ... --env-vars DIR/sam-env.json`
@@ -634,6 +722,14 @@ def main() -> None:
     token.add_argument("--state-dir", required=True)
     token.add_argument("jid")
     token.set_defaults(func=cmd_token)
+    serve = sub.add_parser("serve-moto", help="run moto_server serving one request at a time (`up` does)")
+    serve.add_argument("--host", default=HOST)
+    serve.add_argument("--port", type=int, required=True)
+    serve.set_defaults(func=cmd_serve_moto)
+    signing = sub.add_parser("signing-key",
+                             help="write moto's Cognito signing key to DIR/cognito-signing-key.pem (PKCS#8)")
+    signing.add_argument("--state-dir", required=True)
+    signing.set_defaults(func=cmd_signing_key)
     args = parser.parse_args()
     args.func(args)
 

@@ -1,15 +1,27 @@
-//! The behaviour-test harness: starts a real `keysrv server` process on a
-//! fresh data directory, mints tokens the way the server checks them, and
-//! talks to it over real HTTP.
+//! The behaviour-test harness: starts a real `keysrv server` process, mints
+//! tokens the way the server checks them, and talks to it over real HTTP.
 //!
 //! The suite in `tests/` only uses what is here, and only through HTTP plus
 //! three backend hooks (`token`/`bad_tokens`, `row_counts`, `storage_files`),
-//! so that it can later run unchanged against another backend: a second
-//! `TestServer::start_*` that launches that backend and implements the hooks.
+//! so that it runs unchanged against either backend, chosen by
+//! `KEYSRV_TEST_BACKEND`:
+//!
+//! - `embedded` (the default): each server on a fresh data directory (SQLite,
+//!   a local master key, dev tokens signed with the data directory's key).
+//! - `aws`: `keysrv server --backend aws` against the local AWS emulator
+//!   (DynamoDB, KMS, Cognito in moto), whose environment comes from
+//!   `scripts/emulator.py up`'s env file; tokens are real Cognito access
+//!   tokens. One emulator serves the whole run, so its table is shared by
+//!   every test: JIDs are unique per test process (`jid`), and the hooks look
+//!   only at this process's rows. Run it with `cargo nextest`, which gives
+//!   each test its own process.
 //!
 //! The server binary is `target/<profile>/keysrv`, built once per test binary
 //! with `cargo build -p keysrv --bin keysrv` (set `KEYSRV_BIN` to use another
 //! binary and skip the build).
+
+pub mod aws;
+pub mod fault_proxy;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -35,6 +47,63 @@ pub const NO_TOKEN: &str = "";
 
 /// How long a server may take to print its address, or to exit after SIGTERM.
 const PROCESS_TIMEOUT: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------
+// The backend under test.
+
+/// Where the server under test keeps its rows and keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite and a master key file in a per-server data directory.
+    Embedded,
+    /// DynamoDB, KMS and Cognito in the local AWS emulator.
+    Aws,
+}
+
+/// The backend `KEYSRV_TEST_BACKEND` selects (`embedded` when unset). On
+/// `aws`, panics unless the emulator's environment is there and each test
+/// runs in its own process (nextest).
+pub fn backend() -> Backend {
+    static BACKEND: OnceLock<Backend> = OnceLock::new();
+    *BACKEND.get_or_init(|| match std::env::var("KEYSRV_TEST_BACKEND").as_deref() {
+        Err(_) | Ok("") | Ok("embedded") => Backend::Embedded,
+        Ok("aws") => {
+            aws::AwsEnv::from_env();
+            assert!(
+                std::env::var_os("NEXTEST").is_some() || std::env::var_os("KEYSRV_TEST_SHARED_PROCESS_OK").is_some(),
+                "KEYSRV_TEST_BACKEND=aws needs one process per test (the tests share the emulator and tell their \
+                 rows apart by a per-process JID domain): run `cargo nextest run` (or, for one test at a time \
+                 only, set KEYSRV_TEST_SHARED_PROCESS_OK=1)"
+            );
+            Backend::Aws
+        }
+        Ok(other) => panic!("KEYSRV_TEST_BACKEND={other:?}: expected \"embedded\" or \"aws\""),
+    })
+}
+
+/// The domain of every JID this test process uses, unique to the process
+/// (e.g. `t5f3a9c01d2e4b7a8.example.org`), so that tests sharing the AWS
+/// backend's table never share users, idempotency keys or owners.
+pub fn test_domain() -> &'static str {
+    static DOMAIN: OnceLock<String> = OnceLock::new();
+    DOMAIN.get_or_init(|| format!("t{:016x}.example.org", unique()))
+}
+
+/// A bare JID of this test process: `<local>@<test_domain()>`.
+pub fn jid(local: &str) -> String {
+    format!("{local}@{}", test_domain())
+}
+
+/// Declares statics holding this process's JIDs:
+/// `jids! { OWNER = "owner", BOB = "bob" }` makes `*OWNER` (a `&'static str`)
+/// `jid("owner")`, and so on.
+#[macro_export]
+macro_rules! jids {
+    ($($name:ident = $local:literal),* $(,)?) => {
+        $(static $name: ::std::sync::LazyLock<&'static str> =
+            ::std::sync::LazyLock::new(|| $crate::jid($local).leak());)*
+    };
+}
 
 // ---------------------------------------------------------------------------
 // Paths of the API.
@@ -160,6 +229,7 @@ fn keysrv_bin() -> &'static Path {
 
 /// Row counts of the backend's tables (conversations, members, keys,
 /// idempotency records): how tests check that a rejected write wrote nothing.
+/// On the AWS backend, the rows of this test process only (see `row_counts`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RowCounts {
     pub conversations: i64,
@@ -168,8 +238,19 @@ pub struct RowCounts {
     pub idempotency: i64,
 }
 
-/// A running `keysrv server` on its own data directory. Dropping it kills the
-/// process and removes the directory.
+/// The `kid` of the emulator's one Cognito signing key.
+const COGNITO_EMULATOR_KID: &str = "dummy";
+
+fn sign_rs256(key: &jsonwebtoken::EncodingKey, kid: &str, claims: &Value) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(&header, claims, key).expect("signing a token")
+}
+
+/// A running `keysrv server` (on its own data directory, or on the shared
+/// emulator). Dropping it kills the process and removes the directory; on
+/// AWS, dropping the process's last server also deletes the process's rows
+/// from the shared table, unless the test failed (they are left for a look).
 pub struct TestServer {
     /// Base URL, e.g. `http://127.0.0.1:41234` (changes on restart).
     pub url: String,
@@ -182,19 +263,24 @@ pub struct TestServer {
     env: Vec<(String, String)>,
     child: Option<Child>,
     client: Client,
+    backend: Backend,
     issuer: OnceLock<DevIssuer>,
     foreign: OnceLock<DevIssuer>,
     issued: Mutex<Vec<String>>,
 }
 
 impl TestServer {
-    /// Starts `keysrv server` on the embedded backends with a fresh data directory.
+    /// Starts `keysrv server` on the backend under test (`backend()`), with a
+    /// fresh data directory.
     pub fn start() -> Self {
         Self::start_with_env(&[])
     }
 
-    /// Like `start`, with extra environment variables for the server (every
-    /// `KEYSRV_*` variable of the test's own environment is removed first).
+    /// Like `start`, with extra environment variables for the server. Every
+    /// `KEYSRV_*` variable of the test's own environment is removed first; on
+    /// the AWS backend the emulator's settings are passed on (the `AWS_*`
+    /// variables are inherited), and `env` may override them (e.g.
+    /// `AWS_ENDPOINT_URL` to go through a `FaultProxy`).
     pub fn start_with_env(env: &[(&str, &str)]) -> Self {
         let root = std::env::temp_dir().join(format!("keysrv-test-{}-{:x}", std::process::id(), unique()));
         fs::create_dir_all(&root).expect("creating the test's temp dir");
@@ -207,10 +293,12 @@ impl TestServer {
             root,
             child: None,
             client: Client::new(String::new()),
+            backend: backend(),
             issuer: OnceLock::new(),
             foreign: OnceLock::new(),
             issued: Mutex::new(Vec::new()),
         };
+        LIVE_SERVERS.fetch_add(1, Ordering::SeqCst);
         server.spawn();
         server
     }
@@ -232,6 +320,16 @@ impl TestServer {
             if k.to_string_lossy().starts_with("KEYSRV_") {
                 cmd.env_remove(k);
             }
+        }
+        if self.backend == Backend::Aws {
+            cmd.arg("--backend").arg("aws");
+            for (k, v) in &aws::emulator().env.server_vars {
+                cmd.env(k, v);
+            }
+        }
+        // For debugging a failing test: the servers' log filter.
+        if let Ok(filter) = std::env::var("KEYSRV_TEST_SERVER_LOG") {
+            cmd.env("KEYSRV_LOG", filter);
         }
         for (k, v) in &self.env {
             cmd.env(k, v);
@@ -307,6 +405,11 @@ impl TestServer {
         self.env.push((name.to_owned(), value.to_owned()));
     }
 
+    /// The backend this server runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
     /// A client for this server (cheap to clone; for spawned tasks). It
     /// points at the current URL: get a new one after `restart`.
     pub fn client(&self) -> Client {
@@ -321,52 +424,119 @@ impl TestServer {
         self.issued.lock().unwrap_or_else(|p| p.into_inner()).push(token.to_owned());
     }
 
-    /// A valid access token for `jid` (one hour).
+    /// A valid access token for `jid`: a dev token (one hour) on the embedded
+    /// backend, a real Cognito access token from the emulator's user pool on
+    /// the AWS backend (cached per JID for the process).
     pub fn token(&self, jid: &str) -> String {
-        let token = self.issuer().access_token(jid, 3600).expect("signing a token");
+        let token = match self.backend {
+            Backend::Embedded => self.issuer().access_token(jid, 3600).expect("signing a token"),
+            Backend::Aws => aws::cognito_access_token(jid),
+        };
         self.remember(&token);
         token
     }
 
+    /// The claims of a valid access token for `jid` on this backend (the
+    /// issuer and app client the server trusts), for tests that change one
+    /// claim and sign with `sign_trusted`.
+    pub fn access_claims(&self, jid: &str) -> Value {
+        let now = now_secs();
+        match self.backend {
+            Backend::Embedded => json!({
+                "iss": DEV_ISSUER,
+                "sub": jid,
+                "username": jid,
+                "client_id": DEV_CLIENT_ID,
+                "token_use": "access",
+                "scope": "keysrv/api",
+                "iat": now,
+                "exp": now + 3600,
+            }),
+            Backend::Aws => {
+                let env = &aws::emulator().env;
+                // The shape of the emulator's (and Cognito's) access tokens.
+                json!({
+                    "iss": env.issuer,
+                    "sub": format!("sub-{:016x}", unique()),
+                    "client_id": env.client_id,
+                    "token_use": "access",
+                    "scope": "aws.cognito.signin.user.admin",
+                    "username": jid,
+                    "iat": now,
+                    "auth_time": now,
+                    "exp": now + 3600,
+                    "jti": format!("jti-{:016x}", unique()),
+                })
+            }
+        }
+    }
+
+    /// Signs `claims` with the key the server trusts (the data directory's dev
+    /// key; the emulator's Cognito key on AWS), with that key's `kid`.
+    pub fn sign_trusted(&self, claims: &Value) -> String {
+        match self.backend {
+            Backend::Embedded => self.issuer().sign(claims).expect("signing a token"),
+            Backend::Aws => {
+                static KEY: OnceLock<jsonwebtoken::EncodingKey> = OnceLock::new();
+                let key = KEY.get_or_init(|| {
+                    jsonwebtoken::EncodingKey::from_rsa_pem(&aws::emulator().env.signing_key_pem())
+                        .expect("the emulator's Cognito signing key")
+                });
+                sign_rs256(key, COGNITO_EMULATOR_KID, claims)
+            }
+        }
+    }
+
+    /// The `kid` of the key the server trusts.
+    pub fn trusted_kid(&self) -> String {
+        match self.backend {
+            Backend::Embedded => {
+                let token = self.issuer().sign(&json!({})).expect("signing a token");
+                jsonwebtoken::decode_header(&token).ok().and_then(|h| h.kid).expect("the dev key's kid")
+            }
+            Backend::Aws => COGNITO_EMULATOR_KID.to_owned(),
+        }
+    }
+
     /// Tokens for `jid` that must each be refused with 401, with a label:
-    /// a bad signature, expired, a wrong audience, and an ID token.
+    /// a bad signature (another RSA key, same `kid`), expired, a wrong
+    /// audience (`client_id`), and an ID token. All but the first are signed
+    /// with the trusted key, so only the labelled property is wrong.
     pub fn bad_tokens(&self, jid: &str) -> Vec<(&'static str, String)> {
         let now = now_secs();
-        let access = json!({
-            "iss": DEV_ISSUER,
-            "sub": jid,
-            "username": jid,
-            "client_id": DEV_CLIENT_ID,
-            "token_use": "access",
-            "scope": "keysrv/api",
-            "iat": now,
-            "exp": now + 3600,
-        });
+        let access = self.access_claims(jid);
         let foreign = self.foreign.get_or_init(|| {
             DevIssuer::load_or_create(&self.root.join("foreign-issuer")).expect("creating a foreign signing key")
         });
+        let bad_signature = match self.backend {
+            Backend::Embedded => foreign.sign(&access).expect("signing a token"),
+            Backend::Aws => {
+                // DevIssuer keeps its key in this file of its directory.
+                let pem = fs::read(self.root.join("foreign-issuer").join("jwt-signing-key.pem"))
+                    .expect("reading the foreign signing key");
+                let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).expect("the foreign signing key");
+                sign_rs256(&key, COGNITO_EMULATOR_KID, &access)
+            }
+        };
         let mut expired = access.clone();
         expired["iat"] = json!(now - 7200);
         expired["exp"] = json!(now - 3600);
         let mut wrong_audience = access.clone();
         wrong_audience["client_id"] = json!("some-other-client");
-        let id_token = json!({
-            "iss": DEV_ISSUER,
-            "sub": jid,
-            "aud": DEV_CLIENT_ID,
-            "token_use": "id",
-            "cognito:username": jid,
-            "username": jid,
-            "email": jid,
-            "iat": now,
-            "exp": now + 3600,
-        });
-        let sign = |issuer: &DevIssuer, claims: &Value| issuer.sign(claims).expect("signing a token");
+        // An ID token: audience in `aud`, `token_use` = `id`.
+        let mut id_token = access.clone();
+        let fields = id_token.as_object_mut().expect("claims are an object");
+        let client_id = fields.remove("client_id").unwrap_or(Value::Null);
+        fields.remove("scope");
+        fields.insert("aud".into(), client_id);
+        fields.insert("token_use".into(), json!("id"));
+        fields.insert("cognito:username".into(), json!(jid));
+        fields.insert("email".into(), json!(jid));
         let tokens = vec![
-            ("bad signature", sign(foreign, &access)),
-            ("expired", sign(self.issuer(), &expired)),
-            ("wrong audience", sign(self.issuer(), &wrong_audience)),
-            ("id token", sign(self.issuer(), &id_token)),
+            ("bad signature", bad_signature),
+            ("expired", self.sign_trusted(&expired)),
+            ("wrong audience", self.sign_trusted(&wrong_audience)),
+            ("id token", self.sign_trusted(&id_token)),
         ];
         for (_, t) in &tokens {
             self.remember(t);
@@ -389,7 +559,11 @@ impl TestServer {
         vec![self.log_path.clone(), self.stdout_path.clone()]
     }
 
-    /// Every file of the backend's storage (the data directory, recursively).
+    /// Every file of the backend's storage. Embedded: the data directory,
+    /// recursively. AWS: the data directory (the server should write nothing
+    /// there), a dump of the whole DynamoDB table taken now (every item's
+    /// attributes, binary values raw; all tests' rows, since they share it)
+    /// and moto's log.
     pub fn storage_files(&self) -> Vec<PathBuf> {
         fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
             let Ok(entries) = fs::read_dir(dir) else { return };
@@ -405,17 +579,35 @@ impl TestServer {
         let mut out = Vec::new();
         walk(&self.data_dir, &mut out);
         out.sort();
+        if self.backend == Backend::Aws {
+            let emulator = aws::emulator();
+            let dump = self.root.join("dynamodb-table.dump");
+            fs::write(&dump, emulator.dump_table()).unwrap_or_else(|e| panic!("writing {}: {e}", dump.display()));
+            out.push(dump);
+            out.extend(emulator.env.moto_log());
+        }
         out
     }
 
-    /// The embedded backend's database file.
+    /// The embedded backend's database file (there is none on AWS).
     pub fn sqlite_path(&self) -> PathBuf {
+        assert_eq!(self.backend, Backend::Embedded, "only the embedded backend has a SQLite database");
         self.data_dir.join("keysrv.sqlite3")
     }
 
     /// Counts the rows of the backend's tables (read-only; the server may be
-    /// running).
+    /// running). Embedded: every row of the server's own database. AWS (one
+    /// table shared by every test): the rows of this test process, i.e. the
+    /// conversations owned by a JID of `test_domain()` with their member and
+    /// key items, and the idempotency records of such callers.
     pub fn row_counts(&self) -> RowCounts {
+        match self.backend {
+            Backend::Embedded => self.sqlite_row_counts(),
+            Backend::Aws => aws_row_counts(),
+        }
+    }
+
+    fn sqlite_row_counts(&self) -> RowCounts {
         use rusqlite::{Connection, OpenFlags};
         let conn = Connection::open_with_flags(self.sqlite_path(), OpenFlags::SQLITE_OPEN_READ_ONLY)
             .expect("opening the database read-only");
@@ -433,6 +625,25 @@ impl TestServer {
     }
 }
 
+fn aws_row_counts() -> RowCounts {
+    use std::collections::BTreeSet;
+    let ours = format!("@{}", test_domain());
+    let items = aws::emulator().scan(Some("pk, sk, #owner"));
+    let field = |item: &aws::Item, name: &str| aws::attr_s(item, name).unwrap_or_default().to_owned();
+    let conversations: BTreeSet<String> = items
+        .iter()
+        .filter(|i| field(i, "sk") == "M" && field(i, "owner").ends_with(&ours))
+        .map(|i| field(i, "pk"))
+        .collect();
+    let in_ours = |prefix: &str| -> i64 {
+        items.iter().filter(|i| field(i, "sk").starts_with(prefix) && conversations.contains(&field(i, "pk"))).count()
+            as i64
+    };
+    let idempotency =
+        items.iter().filter(|i| field(i, "pk").starts_with("I#") && field(i, "pk").ends_with(&ours)).count() as i64;
+    RowCounts { conversations: conversations.len() as i64, members: in_ours("M#"), keys: in_ours("K#"), idempotency }
+}
+
 impl Deref for TestServer {
     type Target = Client;
     fn deref(&self) -> &Client {
@@ -440,17 +651,29 @@ impl Deref for TestServer {
     }
 }
 
+/// `TestServer`s alive in this process.
+static LIVE_SERVERS: AtomicU64 = AtomicU64::new(0);
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
+        let last = LIVE_SERVERS.fetch_sub(1, Ordering::SeqCst) == 1;
         if std::thread::panicking() {
             let log = self.log();
             let lines: Vec<&str> = log.lines().collect();
             let tail = &lines[lines.len().saturating_sub(40)..];
             eprintln!("--- last lines of the keysrv log ({}) ---\n{}", self.log_path.display(), tail.join("\n"));
+            if last && self.backend == Backend::Aws {
+                eprintln!("--- this test's rows are left in the emulator's table: JIDs @{} ---", test_domain());
+            }
+        } else if last && self.backend == Backend::Aws {
+            // The AWS counterpart of removing the data directory. It also keeps
+            // the shared table small: the emulator copies the whole table on
+            // every transaction.
+            aws::emulator().delete_rows_of(test_domain());
         }
         let _ = fs::remove_dir_all(&self.root);
     }

@@ -4,24 +4,21 @@
 use keysrv_tests::serde_json::json;
 use keysrv_tests::*;
 
-const OWNER: &str = "owner@example.org";
-const BOB: &str = "bob@example.org";
-const CAROL: &str = "carol@example.org";
-const DAVE: &str = "dave@example.org";
-const STRANGER: &str = "stranger@example.net";
+jids! { OWNER = "owner", BOB = "bob", CAROL = "carol", DAVE = "dave", STRANGER = "stranger" }
+jids! { M1 = "m1", M2 = "m2", A1 = "a1", A2 = "a2", NEW = "new", NEWBIE = "newbie", NOBODY = "nobody" }
 
 #[tokio::test]
 async fn removal_revokes_the_whole_history() {
     let s = TestServer::start();
-    let (owner, bob, carol) = (s.token(OWNER), s.token(BOB), s.token(CAROL));
-    let c = s.create_conversation(&owner, &[BOB, CAROL], "shared").await;
+    let (owner, bob, carol) = (s.token(*OWNER), s.token(*BOB), s.token(*CAROL));
+    let c = s.create_conversation(&owner, &[*BOB, *CAROL], "shared").await;
     let cid = &c.conversation_id;
     let k2 = s.rotate(&bob, cid).await;
     // Bob can read both keys while he is a member.
     assert_eq!(s.key(&bob, &c.objectid).await, Some(c.key.clone()));
     assert_eq!(s.key(&bob, &k2.objectid).await, Some(k2.key.clone()));
 
-    let k3 = s.remove_member(&owner, cid, BOB).await;
+    let k3 = s.remove_member(&owner, cid, *BOB).await;
     let all = [c.objectid.as_str(), k2.objectid.as_str(), k3.as_str()];
 
     // Bob now sees nothing: not the conversation, not the current key, not the keys he read before.
@@ -38,8 +35,8 @@ async fn removal_revokes_the_whole_history() {
     assert_eq!(missing, want);
     let before = s.conversation(&owner, cid).await;
     s.post(&rotate_path(cid), &bob, None).await.expect_problem(404);
-    s.delete(&member_path(cid, BOB), &bob).await.expect_problem(404);
-    s.delete(&member_path(cid, CAROL), &bob).await.expect_problem(404);
+    s.delete(&member_path(cid, *BOB), &bob).await.expect_problem(404);
+    s.delete(&member_path(cid, *CAROL), &bob).await.expect_problem(404);
     assert_eq!(s.conversation(&owner, cid).await, before, "a removed member changed nothing");
 
     // Carol still reads everything.
@@ -52,14 +49,14 @@ async fn removal_revokes_the_whole_history() {
 #[tokio::test]
 async fn since_join_hides_keys_from_before_joining() {
     let s = TestServer::start();
-    let (owner, bob, carol, dave) = (s.token(OWNER), s.token(BOB), s.token(CAROL), s.token(DAVE));
-    let c = s.create_conversation(&owner, &[BOB], "since_join").await;
+    let (owner, bob, carol, dave) = (s.token(*OWNER), s.token(*BOB), s.token(*CAROL), s.token(*DAVE));
+    let c = s.create_conversation(&owner, &[*BOB], "since_join").await;
     let cid = &c.conversation_id;
     assert_eq!(s.conversation(&owner, cid).await["history"], json!("since_join"));
     let k2 = s.rotate(&owner, cid).await;
 
     // Adding Carol rotates the key in the same step.
-    s.put_member(&owner, cid, CAROL, "member").await;
+    s.put_member(&owner, cid, *CAROL, "member").await;
     let k3 = s.current_key(&owner, cid).await;
     assert!(k3.objectid != k2.objectid && k3.objectid != c.objectid, "adding under since_join rotates");
     assert_ne!(k3.key, k2.key);
@@ -86,14 +83,14 @@ async fn since_join_hides_keys_from_before_joining() {
     // Later keys are Carol's too, and a role change does not move her join point.
     let k4 = s.rotate(&bob, cid).await;
     assert_eq!(s.key(&carol, &k4.objectid).await, Some(k4.key.clone()));
-    s.put_member(&owner, cid, CAROL, "admin").await;
+    s.put_member(&owner, cid, *CAROL, "admin").await;
     assert_eq!(s.key(&carol, &k2.objectid).await, None, "promotion revealed an older key");
     assert_eq!(s.key(&carol, &k3.objectid).await, Some(k3.key.clone()));
-    s.put_member(&owner, cid, BOB, "admin").await;
+    s.put_member(&owner, cid, *BOB, "admin").await;
     assert_eq!(s.key(&bob, &c.objectid).await, Some(c.key.clone()), "promotion hid an older key");
 
     // An admin adding a member rotates as well.
-    s.put_member(&carol, cid, DAVE, "member").await;
+    s.put_member(&carol, cid, *DAVE, "member").await;
     let k5 = s.current_key(&owner, cid).await;
     assert_ne!(k5.objectid, k4.objectid);
     assert_eq!(s.current_key(&dave, cid).await, k5);
@@ -105,11 +102,11 @@ async fn since_join_hides_keys_from_before_joining() {
 #[tokio::test]
 async fn shared_history_new_member_reads_older_keys() {
     let s = TestServer::start();
-    let (owner, carol) = (s.token(OWNER), s.token(CAROL));
-    let c = s.create_conversation(&owner, &[BOB], "shared").await;
+    let (owner, carol) = (s.token(*OWNER), s.token(*CAROL));
+    let c = s.create_conversation(&owner, &[*BOB], "shared").await;
     let cid = &c.conversation_id;
     let k2 = s.rotate(&owner, cid).await;
-    s.put_member(&owner, cid, CAROL, "member").await;
+    s.put_member(&owner, cid, *CAROL, "member").await;
     assert_eq!(s.key(&carol, &c.objectid).await, Some(c.key.clone()));
     assert_eq!(s.key(&carol, &k2.objectid).await, Some(k2.key.clone()));
     let (mut keys, missing) = s.batch(&carol, &[&c.objectid, &k2.objectid]).await;
@@ -126,12 +123,12 @@ async fn shared_history_new_member_reads_older_keys() {
 #[tokio::test]
 async fn not_found_reveals_nothing() {
     let s = TestServer::start();
-    let (owner, bob, stranger) = (s.token(OWNER), s.token(BOB), s.token(STRANGER));
-    let c = s.create_conversation(&owner, &[BOB, CAROL], "shared").await;
+    let (owner, bob, stranger) = (s.token(*OWNER), s.token(*BOB), s.token(*STRANGER));
+    let c = s.create_conversation(&owner, &[*BOB, *CAROL], "shared").await;
     let cid = c.conversation_id.clone();
-    let removed = s.token(DAVE);
-    s.put_member(&owner, &cid, DAVE, "member").await;
-    s.remove_member(&owner, &cid, DAVE).await;
+    let removed = s.token(*DAVE);
+    s.put_member(&owner, &cid, *DAVE, "member").await;
+    s.remove_member(&owner, &cid, *DAVE).await;
     let unknown = unknown_conversation_id();
     let before = s.conversation(&owner, &cid).await;
 
@@ -162,14 +159,8 @@ async fn not_found_reveals_nothing() {
             vec![key_path(&unknown_objectid()), key_path(&unknown_objectid_in(&cid)), key_path("nope"), key_path(&cid)],
             None,
         ),
-        (
-            "put_member",
-            "PUT",
-            member_path(&cid, "newbie@example.org"),
-            vec![member_path(&unknown, "newbie@example.org")],
-            Some(role.clone()),
-        ),
-        ("delete_member", "DELETE", member_path(&cid, BOB), vec![member_path(&unknown, BOB)], None),
+        ("put_member", "PUT", member_path(&cid, *NEWBIE), vec![member_path(&unknown, *NEWBIE)], Some(role.clone())),
+        ("delete_member", "DELETE", member_path(&cid, *BOB), vec![member_path(&unknown, *BOB)], None),
     ];
     let send = |method: &'static str, path: String, token: String, body: Option<keysrv_tests::serde_json::Value>| {
         let client = s.client();
@@ -197,7 +188,7 @@ async fn not_found_reveals_nothing() {
         }
     }
     // Removing someone who is not a member is the same 404 too.
-    let r = s.delete(&member_path(&cid, "nobody@example.org"), &owner).await;
+    let r = s.delete(&member_path(&cid, *NOBODY), &owner).await;
     let reference = s.get(&conversation_path(&unknown), &bob).await;
     assert_eq!((r.status, &r.raw), (reference.status, &reference.raw));
     assert_eq!(s.conversation(&owner, &cid).await, before, "nothing changed");
@@ -206,40 +197,36 @@ async fn not_found_reveals_nothing() {
 #[tokio::test]
 async fn roles_limit_what_members_do() {
     let s = TestServer::start();
-    let owner = s.token(OWNER);
-    let (m1, a1) = (s.token("m1@example.org"), s.token("a1@example.org"));
-    let c = s.create_conversation(&owner, &["m1@example.org", "m2@example.org"], "shared").await;
+    let owner = s.token(*OWNER);
+    let (m1, a1) = (s.token(*M1), s.token(*A1));
+    let c = s.create_conversation(&owner, &[*M1, *M2], "shared").await;
     let cid = &c.conversation_id;
     // Only the owner grants admin.
-    s.put_member(&owner, cid, "a1@example.org", "admin").await;
-    s.put_member(&owner, cid, "a2@example.org", "admin").await;
+    s.put_member(&owner, cid, *A1, "admin").await;
+    s.put_member(&owner, cid, *A2, "admin").await;
     let snapshot = s.conversation(&owner, cid).await;
 
     let member_role = json!({"role": "member"});
     let admin_role = json!({"role": "admin"});
     let refused = [
         // A plain member manages nobody.
-        ("member adds a member", s.put(&member_path(cid, "new@example.org"), &m1, Some(&member_role)).await, 403),
-        ("member promotes", s.put(&member_path(cid, "m2@example.org"), &m1, Some(&admin_role)).await, 403),
-        ("member promotes itself", s.put(&member_path(cid, "m1@example.org"), &m1, Some(&admin_role)).await, 403),
-        ("member removes a member", s.delete(&member_path(cid, "m2@example.org"), &m1).await, 403),
-        ("member removes an admin", s.delete(&member_path(cid, "a1@example.org"), &m1).await, 403),
+        ("member adds a member", s.put(&member_path(cid, *NEW), &m1, Some(&member_role)).await, 403),
+        ("member promotes", s.put(&member_path(cid, *M2), &m1, Some(&admin_role)).await, 403),
+        ("member promotes itself", s.put(&member_path(cid, *M1), &m1, Some(&admin_role)).await, 403),
+        ("member removes a member", s.delete(&member_path(cid, *M2), &m1).await, 403),
+        ("member removes an admin", s.delete(&member_path(cid, *A1), &m1).await, 403),
         // An admin manages plain members only.
-        ("admin adds an admin", s.put(&member_path(cid, "new@example.org"), &a1, Some(&admin_role)).await, 403),
-        ("admin grants admin", s.put(&member_path(cid, "m1@example.org"), &a1, Some(&admin_role)).await, 403),
-        ("admin demotes an admin", s.put(&member_path(cid, "a2@example.org"), &a1, Some(&member_role)).await, 403),
-        ("admin removes an admin", s.delete(&member_path(cid, "a2@example.org"), &a1).await, 403),
+        ("admin adds an admin", s.put(&member_path(cid, *NEW), &a1, Some(&admin_role)).await, 403),
+        ("admin grants admin", s.put(&member_path(cid, *M1), &a1, Some(&admin_role)).await, 403),
+        ("admin demotes an admin", s.put(&member_path(cid, *A2), &a1, Some(&member_role)).await, 403),
+        ("admin removes an admin", s.delete(&member_path(cid, *A2), &a1).await, 403),
         // Only the owner deletes the conversation.
         ("member deletes the conversation", s.delete(&conversation_path(cid), &m1).await, 403),
         ("admin deletes the conversation", s.delete(&conversation_path(cid), &a1).await, 403),
         // Nobody changes or removes the owner; nobody is made owner.
-        ("admin changes the owner", s.put(&member_path(cid, OWNER), &a1, Some(&member_role)).await, 409),
-        ("admin removes the owner", s.delete(&member_path(cid, OWNER), &a1).await, 409),
-        (
-            "owner grants owner",
-            s.put(&member_path(cid, "m1@example.org"), &owner, Some(&json!({"role": "owner"}))).await,
-            400,
-        ),
+        ("admin changes the owner", s.put(&member_path(cid, *OWNER), &a1, Some(&member_role)).await, 409),
+        ("admin removes the owner", s.delete(&member_path(cid, *OWNER), &a1).await, 409),
+        ("owner grants owner", s.put(&member_path(cid, *M1), &owner, Some(&json!({"role": "owner"}))).await, 400),
     ];
     for (what, r, status) in &refused {
         assert_eq!(r.status, *status, "{what}: {} -> {} {}", r.request, r.status, String::from_utf8_lossy(&r.raw));
@@ -248,11 +235,11 @@ async fn roles_limit_what_members_do() {
     assert_eq!(s.conversation(&owner, cid).await, snapshot, "refused requests changed nothing");
 
     // What admins and the owner may do.
-    s.put_member(&a1, cid, "new@example.org", "member").await;
-    s.remove_member(&a1, cid, "m2@example.org").await;
-    s.put_member(&owner, cid, "a2@example.org", "member").await;
-    s.remove_member(&owner, cid, "a1@example.org").await;
-    s.put_member(&owner, cid, "m1@example.org", "admin").await;
+    s.put_member(&a1, cid, *NEW, "member").await;
+    s.remove_member(&a1, cid, *M2).await;
+    s.put_member(&owner, cid, *A2, "member").await;
+    s.remove_member(&owner, cid, *A1).await;
+    s.put_member(&owner, cid, *M1, "admin").await;
     let view = s.conversation(&owner, cid).await;
     let mut roles: Vec<(String, String)> = view["members"]
         .as_array()
@@ -261,8 +248,7 @@ async fn roles_limit_what_members_do() {
         .map(|m| (m["jid"].as_str().expect("jid").to_owned(), m["role"].as_str().expect("role").to_owned()))
         .collect();
     roles.sort();
-    let want =
-        [("a2@example.org", "member"), ("m1@example.org", "admin"), ("new@example.org", "member"), (OWNER, "owner")];
+    let want = [(*A2, "member"), (*M1, "admin"), (*NEW, "member"), (*OWNER, "owner")];
     let mut want: Vec<(String, String)> = want.iter().map(|(j, r)| (j.to_string(), r.to_string())).collect();
     want.sort();
     assert_eq!(roles, want);
@@ -271,18 +257,18 @@ async fn roles_limit_what_members_do() {
 #[tokio::test]
 async fn members_leave() {
     let s = TestServer::start();
-    let (owner, bob, carol) = (s.token(OWNER), s.token(BOB), s.token(CAROL));
-    let c = s.create_conversation(&owner, &[BOB, CAROL], "shared").await;
+    let (owner, bob, carol) = (s.token(*OWNER), s.token(*BOB), s.token(*CAROL));
+    let c = s.create_conversation(&owner, &[*BOB, *CAROL], "shared").await;
     let cid = &c.conversation_id;
-    s.put_member(&owner, cid, CAROL, "admin").await;
+    s.put_member(&owner, cid, *CAROL, "admin").await;
 
-    let k = s.remove_member(&bob, cid, BOB).await;
+    let k = s.remove_member(&bob, cid, *BOB).await;
     assert_ne!(k, c.objectid, "leaving rotates");
-    let k2 = s.remove_member(&carol, cid, CAROL).await;
+    let k2 = s.remove_member(&carol, cid, *CAROL).await;
     assert_ne!(k2, k);
     let view = s.conversation(&owner, cid).await;
     assert_eq!(view["members"].as_array().map(Vec::len), Some(1), "{view}");
-    s.delete(&member_path(cid, BOB), &bob).await.expect_problem(404);
-    s.delete(&member_path(cid, OWNER), &owner).await.expect_problem(409);
+    s.delete(&member_path(cid, *BOB), &bob).await.expect_problem(404);
+    s.delete(&member_path(cid, *OWNER), &owner).await.expect_problem(409);
     assert_eq!(s.conversation(&owner, cid).await, view);
 }

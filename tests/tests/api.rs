@@ -5,11 +5,7 @@ use std::collections::BTreeSet;
 use keysrv_tests::serde_json::{Value, json};
 use keysrv_tests::*;
 
-const OWNER: &str = "owner@example.org";
-const BOB: &str = "bob@example.org";
-const CAROL: &str = "carol@example.org";
-const DAVE: &str = "dave@example.org";
-const ERIN: &str = "erin@example.org";
+jids! { OWNER = "owner", BOB = "bob", CAROL = "carol", DAVE = "dave", ERIN = "erin" }
 
 /// Checks a key object: its fields, its shape, and returns the key bytes.
 #[track_caller]
@@ -53,15 +49,15 @@ fn joined_at(view: &Value, jid: &str) -> String {
 #[tokio::test]
 async fn conversation_lifecycle() {
     let s = TestServer::start();
-    let owner = s.token(OWNER);
-    let bob = s.token(BOB);
-    let carol = s.token(CAROL);
-    let dave = s.token(DAVE);
-    let erin = s.token(ERIN);
+    let owner = s.token(*OWNER);
+    let bob = s.token(*BOB);
+    let carol = s.token(*CAROL);
+    let dave = s.token(*DAVE);
+    let erin = s.token(*ERIN);
     let mut issued = vec![];
 
     // Create: the owner's own JID and a differently spelled duplicate are ignored.
-    let r = s.post(CONVERSATIONS, &owner, Some(&json!({"members": ["Bob@Example.ORG", BOB, OWNER, CAROL]}))).await;
+    let r = s.post(CONVERSATIONS, &owner, Some(&json!({"members": [BOB.to_uppercase(), *BOB, *OWNER, *CAROL]}))).await;
     r.expect(201).expect_no_store();
     assert!(r.header("content-type").unwrap_or_default().starts_with("application/json"));
     let cid = r.str("conversation_id");
@@ -73,11 +69,11 @@ async fn conversation_lifecycle() {
     // Read it back: owner, members with roles, default history, current key.
     let view = s.conversation(&owner, &cid).await;
     assert_eq!(view["conversation_id"], json!(cid));
-    assert_eq!(view["owner"], json!(OWNER));
+    assert_eq!(view["owner"], json!(*OWNER));
     assert_eq!(view["history"], json!("shared"));
     assert_eq!(view["current_objectid"], json!(k1));
     assert_rfc3339(view["created_at"].as_str().expect("created_at"));
-    assert_eq!(members(&view), set(&[(OWNER, "owner"), (BOB, "member"), (CAROL, "member")]));
+    assert_eq!(members(&view), set(&[(*OWNER, "owner"), (*BOB, "member"), (*CAROL, "member")]));
     let r = s.get(&conversation_path(&cid), &bob).await;
     r.expect(200).expect_no_store();
     assert_eq!(r.body, view, "members see the same conversation as the owner");
@@ -113,50 +109,56 @@ async fn conversation_lifecycle() {
 
     // Add a member; change its role; setting the same role again changes nothing.
     let before = s.conversation(&owner, &cid).await;
-    let r = s.put(&member_path(&cid, DAVE), &owner, Some(&json!({"role": "member"}))).await;
+    let r = s.put(&member_path(&cid, *DAVE), &owner, Some(&json!({"role": "member"}))).await;
     r.expect(200).expect_no_store();
-    assert_eq!(r.body["jid"], json!(DAVE));
+    assert_eq!(r.body["jid"], json!(*DAVE));
     assert_eq!(r.body["role"], json!("member"));
     assert_rfc3339(r.body["joined_at"].as_str().expect("joined_at"));
     let view = s.conversation(&owner, &cid).await;
-    assert_eq!(members(&view), set(&[(OWNER, "owner"), (BOB, "member"), (CAROL, "member"), (DAVE, "member")]));
+    assert_eq!(members(&view), set(&[(*OWNER, "owner"), (*BOB, "member"), (*CAROL, "member"), (*DAVE, "member")]));
     assert_eq!(view["current_objectid"], before["current_objectid"], "shared: adding does not rotate");
-    let dave_joined = joined_at(&view, DAVE);
+    let dave_joined = joined_at(&view, *DAVE);
     assert_eq!(s.key(&dave, &k1).await.as_deref(), Some(&k1_bytes[..]));
 
-    let r = s.put(&member_path(&cid, DAVE), &owner, Some(&json!({"role": "admin"}))).await;
+    let r = s.put(&member_path(&cid, *DAVE), &owner, Some(&json!({"role": "admin"}))).await;
     r.expect(200);
     assert_eq!(r.body["role"], json!("admin"));
     assert_eq!(r.body["joined_at"], json!(dave_joined), "a role change keeps joined_at");
     let after_promotion = s.conversation(&owner, &cid).await;
-    assert!(members(&after_promotion).contains(&(DAVE.to_owned(), "admin".to_owned())));
-    let r = s.put(&member_path(&cid, DAVE), &owner, Some(&json!({"role": "admin"}))).await;
+    assert!(members(&after_promotion).contains(&(DAVE.to_string(), "admin".to_owned())));
+    let r = s.put(&member_path(&cid, *DAVE), &owner, Some(&json!({"role": "admin"}))).await;
     r.expect(200);
     assert_eq!(r.body["role"], json!("admin"));
     assert_eq!(s.conversation(&owner, &cid).await, after_promotion, "same role again changes nothing");
 
     // The {jid} path segment is percent-decoded and normalized.
-    let r = s.put(&member_path(&cid, "Erin%40Example.ORG"), &dave, Some(&json!({"role": "member"}))).await;
+    let r = s
+        .put(
+            &member_path(&cid, &format!("Erin%40{}", test_domain().to_uppercase())),
+            &dave,
+            Some(&json!({"role": "member"})),
+        )
+        .await;
     r.expect(200);
-    assert_eq!(r.body["jid"], json!(ERIN));
+    assert_eq!(r.body["jid"], json!(*ERIN));
     assert_eq!(s.key(&erin, &k2).await.as_deref(), Some(&k2_bytes[..]));
 
     // Remove a member: the key rotates in the same step.
-    let r = s.delete(&member_path(&cid, ERIN), &dave).await;
+    let r = s.delete(&member_path(&cid, *ERIN), &dave).await;
     r.expect(200).expect_no_store();
     let k3 = r.str("current_objectid");
     issued.push(k3.clone());
     assert!(k3 != k1 && k3 != k2, "removal rotates the key");
     let view = s.conversation(&owner, &cid).await;
     assert_eq!(view["current_objectid"], json!(k3));
-    assert!(!members(&view).iter().any(|(j, _)| j == ERIN));
+    assert!(!members(&view).iter().any(|(j, _)| j == *ERIN));
     let current = s.current_key(&bob, &cid).await;
     assert_eq!(current.objectid, k3);
     assert_ne!(current.key, k2_bytes);
     s.get(&current_key_path(&cid), &erin).await.expect_problem(404);
 
     // Leave: a member removes itself, which rotates too.
-    let r = s.delete(&member_path(&cid, CAROL), &carol).await;
+    let r = s.delete(&member_path(&cid, *CAROL), &carol).await;
     r.expect(200);
     let k4 = r.str("current_objectid");
     issued.push(k4.clone());
@@ -166,9 +168,9 @@ async fn conversation_lifecycle() {
 
     // Nobody removes the owner, not even the owner.
     let before = s.conversation(&owner, &cid).await;
-    s.delete(&member_path(&cid, OWNER), &owner).await.expect_problem(409);
-    s.delete(&member_path(&cid, OWNER), &dave).await.expect_problem(409);
-    s.put(&member_path(&cid, OWNER), &owner, Some(&json!({"role": "member"}))).await.expect_problem(409);
+    s.delete(&member_path(&cid, *OWNER), &owner).await.expect_problem(409);
+    s.delete(&member_path(&cid, *OWNER), &dave).await.expect_problem(409);
+    s.put(&member_path(&cid, *OWNER), &owner, Some(&json!({"role": "member"}))).await.expect_problem(409);
     assert_eq!(s.conversation(&owner, &cid).await, before, "refused changes changed nothing");
 
     // Crypto-shred.
@@ -188,19 +190,19 @@ async fn conversation_lifecycle() {
         assert_eq!(missing.iter().collect::<BTreeSet<_>>(), issued.iter().collect::<BTreeSet<_>>());
     }
     s.post(&rotate_path(&cid), &owner, None).await.expect_problem(404);
-    s.put(&member_path(&cid, BOB), &owner, Some(&json!({"role": "member"}))).await.expect_problem(404);
-    s.delete(&member_path(&cid, BOB), &owner).await.expect_problem(404);
+    s.put(&member_path(&cid, *BOB), &owner, Some(&json!({"role": "member"}))).await.expect_problem(404);
+    s.delete(&member_path(&cid, *BOB), &owner).await.expect_problem(404);
     s.delete(&conversation_path(&cid), &owner).await.expect_problem(404);
 }
 
 #[tokio::test]
 async fn batch_get_keys() {
     let s = TestServer::start();
-    let owner = s.token(OWNER);
-    let bob = s.token(BOB);
-    let stranger = s.token("stranger@example.net");
+    let owner = s.token(*OWNER);
+    let bob = s.token(*BOB);
+    let stranger = s.token(&jid("stranger"));
 
-    let c = s.create_conversation(&owner, &[BOB], "shared").await;
+    let c = s.create_conversation(&owner, &[*BOB], "shared").await;
     let k2 = s.rotate(&owner, &c.conversation_id).await;
     // A conversation the owner is not in.
     let foreign = s.create_conversation(&stranger, &[], "shared").await;

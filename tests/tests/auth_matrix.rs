@@ -7,13 +7,8 @@ use keysrv_tests::reqwest::Method;
 use keysrv_tests::serde_json::{Value, json};
 use keysrv_tests::*;
 
-const OWNER: &str = "owner@example.org";
-const ADMIN: &str = "admin@example.org";
-const MEMBER: &str = "member@example.org";
-const REMOVED: &str = "removed@example.org";
-const TARGET: &str = "target@example.org";
-const NEWBIE: &str = "newbie@example.org";
-const STRANGER: &str = "stranger@example.net";
+jids! { OWNER = "owner", ADMIN = "admin", MEMBER = "member", REMOVED = "removed", TARGET = "target" }
+jids! { NEWBIE = "newbie", STRANGER = "stranger" }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Caller {
@@ -105,23 +100,23 @@ struct Fixture {
 }
 
 async fn fixture(s: &TestServer, owner: &str) -> Fixture {
-    let c = s.create_conversation(owner, &[ADMIN, MEMBER, REMOVED, TARGET], "shared").await;
-    s.put_member(owner, &c.conversation_id, ADMIN, "admin").await;
-    s.remove_member(owner, &c.conversation_id, REMOVED).await;
+    let c = s.create_conversation(owner, &[*ADMIN, *MEMBER, *REMOVED, *TARGET], "shared").await;
+    s.put_member(owner, &c.conversation_id, *ADMIN, "admin").await;
+    s.remove_member(owner, &c.conversation_id, *REMOVED).await;
     Fixture { cid: c.conversation_id, first_key: Key { objectid: c.objectid, key: c.key } }
 }
 
 fn request(route: Route, f: &Fixture) -> (Method, String, Option<Value>) {
     match route {
-        Route::CreateConversation => (Method::POST, CONVERSATIONS.into(), Some(json!({"members": [MEMBER]}))),
+        Route::CreateConversation => (Method::POST, CONVERSATIONS.into(), Some(json!({"members": [*MEMBER]}))),
         Route::GetConversation => (Method::GET, conversation_path(&f.cid), None),
         Route::DeleteConversation => (Method::DELETE, conversation_path(&f.cid), None),
         Route::GetCurrentKey => (Method::GET, current_key_path(&f.cid), None),
         Route::RotateKey => (Method::POST, rotate_path(&f.cid), None),
         Route::GetKey => (Method::GET, key_path(&f.first_key.objectid), None),
         Route::BatchGetKeys => (Method::POST, BATCH.into(), Some(json!({"objectids": [f.first_key.objectid]}))),
-        Route::PutMember => (Method::PUT, member_path(&f.cid, NEWBIE), Some(json!({"role": "member"}))),
-        Route::DeleteMember => (Method::DELETE, member_path(&f.cid, TARGET), None),
+        Route::PutMember => (Method::PUT, member_path(&f.cid, *NEWBIE), Some(json!({"role": "member"}))),
+        Route::DeleteMember => (Method::DELETE, member_path(&f.cid, *TARGET), None),
     }
 }
 
@@ -191,9 +186,9 @@ async fn check_effect(s: &TestServer, owner: &str, cell: &Cell<'_>, r: &Resp) ->
         Route::RotateKey => (current != r.body["objectid"] || current == before["current_objectid"])
             .then(|| format!("rotation did not become current: {current}")),
         Route::DeleteConversation => (now.status != 404).then(|| format!("conversation still there: {}", now.status)),
-        Route::PutMember => (!has(NEWBIE)).then(|| "new member not listed".to_owned()),
+        Route::PutMember => (!has(*NEWBIE)).then(|| "new member not listed".to_owned()),
         Route::DeleteMember => {
-            (has(TARGET) || current != r.body["current_objectid"] || current == before["current_objectid"])
+            (has(*TARGET) || current != r.body["current_objectid"] || current == before["current_objectid"])
                 .then(|| format!("target still listed or key not rotated: {}", now.body))
         }
         Route::BatchGetKeys => {
@@ -216,8 +211,8 @@ async fn check_effect(s: &TestServer, owner: &str, cell: &Cell<'_>, r: &Resp) ->
 async fn every_route_for_every_caller() {
     assert_eq!(Route::ALL.len(), 9, "a route was added: give it a row here");
     let s = TestServer::start();
-    let owner = s.token(OWNER);
-    let bad = s.bad_tokens(OWNER);
+    let owner = s.token(*OWNER);
+    let bad = s.bad_tokens(*OWNER);
     assert_eq!(bad.len(), 4);
     let token_for = |caller: Caller| -> String {
         let bad_named = |label: &str| bad.iter().find(|(l, _)| *l == label).map(|(_, t)| t.clone()).expect(label);
@@ -227,10 +222,10 @@ async fn every_route_for_every_caller() {
             Caller::Expired => bad_named("expired"),
             Caller::WrongAudience => bad_named("wrong audience"),
             Caller::IdToken => bad_named("id token"),
-            Caller::NonMember => s.token(STRANGER),
-            Caller::Removed => s.token(REMOVED),
-            Caller::Member => s.token(MEMBER),
-            Caller::Admin => s.token(ADMIN),
+            Caller::NonMember => s.token(*STRANGER),
+            Caller::Removed => s.token(*REMOVED),
+            Caller::Member => s.token(*MEMBER),
+            Caller::Admin => s.token(*ADMIN),
             Caller::Owner => owner.clone(),
         }
     };
@@ -296,33 +291,35 @@ async fn every_route_for_every_caller() {
 async fn other_bad_credentials_are_unauthorized() {
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use keysrv::jwt::{DEV_CLIENT_ID, DEV_ISSUER, DevIssuer, now_secs};
+    use keysrv::jwt::now_secs;
 
     let s = TestServer::start();
-    let owner = s.token(OWNER);
-    let c = s.create_conversation(&owner, &[MEMBER], "shared").await;
+    let owner = s.token(*OWNER);
+    let c = s.create_conversation(&owner, &[*MEMBER], "shared").await;
     let path = current_key_path(&c.conversation_id);
     s.get(&path, &owner).await.expect(200);
 
-    let issuer = DevIssuer::load_or_create(&s.data_dir).expect("dev signing key");
+    // Claims the server accepts, signed with the key it trusts (the dev key,
+    // or the emulator's Cognito key); each case below breaks one thing.
     let now = now_secs();
-    let claims = json!({
-        "iss": DEV_ISSUER, "sub": OWNER, "username": OWNER, "client_id": DEV_CLIENT_ID,
-        "token_use": "access", "iat": now, "exp": now + 3600,
-    });
+    let claims = s.access_claims(*OWNER);
     let with = |f: &dyn Fn(&mut Value)| {
         let mut c = claims.clone();
         f(&mut c);
-        issuer.sign(&c).expect("sign")
+        s.sign_trusted(&c)
     };
     let b64 = |v: &Value| URL_SAFE_NO_PAD.encode(keysrv_tests::serde_json::to_vec(v).expect("json"));
-    let unsigned = format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT", "kid": "keysrv-dev-1"})), b64(&claims));
+    let unsigned = format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT", "kid": s.trusted_kid()})), b64(&claims));
     let good = with(&|_| {});
+    // The unbroken claims do pass, so every 401 below is for what the case breaks.
+    s.send(Method::GET, &path, NO_TOKEN, &[("authorization", format!("Bearer {good}").as_bytes())], None)
+        .await
+        .expect(200);
     let stripped = format!("{}.", good.rsplit_once('.').expect("jwt").0);
     let tampered = {
         let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
         let mut forged = claims.clone();
-        forged["username"] = json!(STRANGER);
+        forged["username"] = json!(*STRANGER);
         parts[1] = b64(&forged);
         parts.join(".")
     };
@@ -341,7 +338,7 @@ async fn other_bad_credentials_are_unauthorized() {
         ("no audience", format!("Bearer {}", with(&|c| drop(c.as_object_mut().map(|o| o.remove("client_id")))))),
         ("no username", format!("Bearer {}", with(&|c| drop(c.as_object_mut().map(|o| o.remove("username")))))),
         ("no token_use", format!("Bearer {}", with(&|c| drop(c.as_object_mut().map(|o| o.remove("token_use")))))),
-        ("username is a full JID", format!("Bearer {}", with(&|c| c["username"] = json!(format!("{OWNER}/phone"))))),
+        ("username is a full JID", format!("Bearer {}", with(&|c| c["username"] = json!(format!("{}/phone", *OWNER))))),
         ("username is not a JID", format!("Bearer {}", with(&|c| c["username"] = json!("not a jid")))),
         ("not valid yet (nbf)", format!("Bearer {}", with(&|c| c["nbf"] = json!(now + 3600)))),
     ];

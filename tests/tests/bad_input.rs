@@ -4,8 +4,7 @@ use keysrv_tests::reqwest::Method;
 use keysrv_tests::serde_json::{Value, json};
 use keysrv_tests::*;
 
-const OWNER: &str = "owner@example.org";
-const BOB: &str = "bob@example.org";
+jids! { OWNER = "owner", BOB = "bob" }
 
 const LIMIT: usize = 64 * 1024;
 
@@ -32,8 +31,8 @@ async fn snapshot(s: &TestServer, owner: &str, cid: &str) -> (Value, Key, RowCou
 #[tokio::test]
 async fn create_conversation_rejects_bad_bodies() {
     let s = TestServer::start();
-    let owner = s.token(OWNER);
-    s.create_conversation(&owner, &[BOB], "shared").await;
+    let owner = s.token(*OWNER);
+    s.create_conversation(&owner, &[*BOB], "shared").await;
     let rows = s.row_counts();
 
     let mut bodies: Vec<(String, Vec<u8>)> = [
@@ -62,7 +61,7 @@ async fn create_conversation_rejects_bad_bodies() {
     .map(|(l, b)| (l.to_string(), b.to_vec()))
     .collect();
     for (jid, _) in BAD_JIDS {
-        let body = json!({"members": [BOB, jid]});
+        let body = json!({"members": [*BOB, jid]});
         bodies.push((format!("member {jid:?}"), keysrv_tests::serde_json::to_vec(&body).expect("json")));
     }
 
@@ -81,8 +80,8 @@ async fn create_conversation_rejects_bad_bodies() {
 #[tokio::test]
 async fn bodies_over_64_kib_are_refused() {
     let s = TestServer::start();
-    let owner = s.token(OWNER);
-    let c = s.create_conversation(&owner, &[BOB], "shared").await;
+    let owner = s.token(*OWNER);
+    let c = s.create_conversation(&owner, &[*BOB], "shared").await;
     let cid = &c.conversation_id;
     let before = snapshot(&s, &owner, cid).await;
 
@@ -100,7 +99,7 @@ async fn bodies_over_64_kib_are_refused() {
     for size in [LIMIT + 1, 4 * LIMIT] {
         let requests = [
             (Method::POST, CONVERSATIONS.to_owned(), padded(create, size)),
-            (Method::PUT, member_path(cid, BOB), padded(role, size)),
+            (Method::PUT, member_path(cid, *BOB), padded(role, size)),
             (Method::POST, BATCH.to_owned(), padded(batch, size)),
             // Rotation takes no body, but the limit still applies.
             (Method::POST, rotate_path(cid), padded("{}", size)),
@@ -113,7 +112,7 @@ async fn bodies_over_64_kib_are_refused() {
 
     // Exactly at the limit is accepted.
     send_raw(&s, Method::POST, CONVERSATIONS, &owner, &padded(create, LIMIT)).await.expect(201);
-    let r = send_raw(&s, Method::PUT, &member_path(cid, BOB), &owner, &padded(role, LIMIT)).await;
+    let r = send_raw(&s, Method::PUT, &member_path(cid, *BOB), &owner, &padded(role, LIMIT)).await;
     r.expect(200);
     assert_eq!(r.body["role"], json!("admin"));
 }
@@ -125,8 +124,8 @@ async fn bodies_over_64_kib_are_refused() {
 #[tokio::test]
 async fn a_413_does_not_break_the_next_request() {
     let s = TestServer::start();
-    let owner = s.token(OWNER);
-    let c = s.create_conversation(&owner, &[BOB], "shared").await;
+    let owner = s.token(*OWNER);
+    let c = s.create_conversation(&owner, &[*BOB], "shared").await;
     let cid = &c.conversation_id;
     let client = s.client();
     let mut failures = Vec::new();
@@ -158,8 +157,8 @@ async fn a_413_does_not_break_the_next_request() {
 #[tokio::test]
 async fn unknown_routes_and_wrong_methods() {
     let s = TestServer::start();
-    let owner = s.token(OWNER);
-    let c = s.create_conversation(&owner, &[BOB], "shared").await;
+    let owner = s.token(*OWNER);
+    let c = s.create_conversation(&owner, &[*BOB], "shared").await;
     let cid = &c.conversation_id;
     let before = snapshot(&s, &owner, cid).await;
 
@@ -197,9 +196,9 @@ async fn unknown_routes_and_wrong_methods() {
         (Method::POST, key_path(&c.objectid)),
         (Method::PUT, BATCH.into()),
         (Method::DELETE, BATCH.into()),
-        (Method::GET, member_path(cid, BOB)),
-        (Method::POST, member_path(cid, BOB)),
-        (Method::PATCH, member_path(cid, BOB)),
+        (Method::GET, member_path(cid, *BOB)),
+        (Method::POST, member_path(cid, *BOB)),
+        (Method::PATCH, member_path(cid, *BOB)),
     ];
     for (method, path) in wrong {
         let r = s.send(method.clone(), &path, &owner, &[], Some(b"{\"role\": \"admin\"}".to_vec())).await;
@@ -212,8 +211,8 @@ async fn unknown_routes_and_wrong_methods() {
 #[tokio::test]
 async fn invalid_jids_in_the_path() {
     let s = TestServer::start();
-    let owner = s.token(OWNER);
-    let c = s.create_conversation(&owner, &[BOB], "shared").await;
+    let owner = s.token(*OWNER);
+    let c = s.create_conversation(&owner, &[*BOB], "shared").await;
     let cid = &c.conversation_id;
     let before = snapshot(&s, &owner, cid).await;
     let role = json!({"role": "member"});
@@ -238,8 +237,8 @@ async fn invalid_jids_in_the_path() {
 #[tokio::test]
 async fn put_member_and_batch_reject_bad_bodies() {
     let s = TestServer::start();
-    let owner = s.token(OWNER);
-    let c = s.create_conversation(&owner, &[BOB], "since_join").await;
+    let owner = s.token(*OWNER);
+    let c = s.create_conversation(&owner, &[*BOB], "since_join").await;
     let cid = &c.conversation_id;
     let before = snapshot(&s, &owner, cid).await;
 
@@ -257,7 +256,7 @@ async fn put_member_and_batch_reject_bad_bodies() {
         b"[\"member\"]",
     ];
     let mut failures = Vec::new();
-    for target in [BOB, "new@example.org"] {
+    for target in [*BOB, "new@example.org"] {
         for body in role_bodies {
             let r = send_raw(&s, Method::PUT, &member_path(cid, target), &owner, body).await;
             failures.extend(r.problem_complaint(400).map(|c| format!("body {:?}: {c}", String::from_utf8_lossy(body))));
@@ -285,7 +284,7 @@ async fn put_member_and_batch_reject_bad_bodies() {
 #[tokio::test]
 async fn member_limit() {
     let s = TestServer::start_with_env(&[("KEYSRV_MAX_MEMBERS", "3")]);
-    let owner = s.token(OWNER);
+    let owner = s.token(*OWNER);
     let rows = s.row_counts();
 
     // Four with the owner is one too many.
@@ -295,7 +294,7 @@ async fn member_limit() {
 
     // Duplicates and the owner do not count twice.
     for history in ["shared", "since_join"] {
-        let c = s.create_conversation(&owner, &["a@x.org", "A@X.org", OWNER, "b@x.org"], history).await;
+        let c = s.create_conversation(&owner, &["a@x.org", "A@X.org", *OWNER, "b@x.org"], history).await;
         let cid = &c.conversation_id;
         let view = s.conversation(&owner, cid).await;
         assert_eq!(view["members"].as_array().map(Vec::len), Some(3), "{view}");
@@ -321,8 +320,8 @@ async fn member_limit() {
 #[tokio::test]
 async fn unknown_ids_are_not_found() {
     let s = TestServer::start();
-    let owner = s.token(OWNER);
-    let c = s.create_conversation(&owner, &[BOB], "shared").await;
+    let owner = s.token(*OWNER);
+    let c = s.create_conversation(&owner, &[*BOB], "shared").await;
     let rows = s.row_counts();
     let role = json!({"role": "member"});
     for cid in
@@ -332,8 +331,8 @@ async fn unknown_ids_are_not_found() {
         s.delete(&conversation_path(&cid), &owner).await.expect_problem(404);
         s.get(&current_key_path(&cid), &owner).await.expect_problem(404);
         s.post(&rotate_path(&cid), &owner, None).await.expect_problem(404);
-        s.put(&member_path(&cid, BOB), &owner, Some(&role)).await.expect_problem(404);
-        s.delete(&member_path(&cid, BOB), &owner).await.expect_problem(404);
+        s.put(&member_path(&cid, *BOB), &owner, Some(&role)).await.expect_problem(404);
+        s.delete(&member_path(&cid, *BOB), &owner).await.expect_problem(404);
     }
     for oid in [unknown_objectid(), unknown_objectid_in(&c.conversation_id), c.conversation_id.clone(), "x.y".into()] {
         s.get(&key_path(&oid), &owner).await.expect_problem(404);
@@ -344,11 +343,11 @@ async fn unknown_ids_are_not_found() {
 #[tokio::test]
 async fn bad_idempotency_keys() {
     let s = TestServer::start();
-    let owner = s.token(OWNER);
-    let c = s.create_conversation(&owner, &[BOB], "shared").await;
+    let owner = s.token(*OWNER);
+    let c = s.create_conversation(&owner, &[*BOB], "shared").await;
     let cid = &c.conversation_id;
     let before = snapshot(&s, &owner, cid).await;
-    let body = keysrv_tests::serde_json::to_vec(&json!({"members": [BOB]})).expect("json");
+    let body = keysrv_tests::serde_json::to_vec(&json!({"members": [*BOB]})).expect("json");
 
     let too_long = "k".repeat(256);
     let bad: [&[u8]; 5] = [b"", too_long.as_bytes(), b"has space", b"tab\tinside", "caf\u{e9}".as_bytes()];

@@ -4,26 +4,24 @@ use keysrv_tests::reqwest::Method;
 use keysrv_tests::serde_json::json;
 use keysrv_tests::*;
 
-const OWNER: &str = "owner@example.org";
-const BOB: &str = "bob@example.org";
-const CAROL: &str = "carol@example.org";
+jids! { OWNER = "owner", BOB = "bob", CAROL = "carol" }
 
 #[tokio::test]
 async fn keys_survive_a_graceful_restart() {
     let mut s = TestServer::start();
-    let (owner, bob) = (s.token(OWNER), s.token(BOB));
+    let (owner, bob) = (s.token(*OWNER), s.token(*BOB));
 
     let mut keys: Vec<Key> = Vec::new();
-    let shared = s.create_conversation(&owner, &[BOB], "shared").await;
+    let shared = s.create_conversation(&owner, &[*BOB], "shared").await;
     keys.push(Key { objectid: shared.objectid.clone(), key: shared.key.clone() });
     keys.push(s.rotate(&bob, &shared.conversation_id).await);
-    s.put_member(&owner, &shared.conversation_id, CAROL, "admin").await;
-    let after_removal = s.remove_member(&owner, &shared.conversation_id, CAROL).await;
+    s.put_member(&owner, &shared.conversation_id, *CAROL, "admin").await;
+    let after_removal = s.remove_member(&owner, &shared.conversation_id, *CAROL).await;
     keys.push(s.current_key(&owner, &shared.conversation_id).await);
     assert_eq!(keys[2].objectid, after_removal);
-    let since = s.create_conversation(&bob, &[OWNER], "since_join").await;
+    let since = s.create_conversation(&bob, &[*OWNER], "since_join").await;
     keys.push(Key { objectid: since.objectid.clone(), key: since.key.clone() });
-    let body = keysrv_tests::serde_json::to_vec(&json!({"members": [BOB]})).expect("json");
+    let body = keysrv_tests::serde_json::to_vec(&json!({"members": [*BOB]})).expect("json");
     let h = [("idempotency-key", &b"durable-1"[..])];
     let idem = s.send(Method::POST, CONVERSATIONS, &owner, &h, Some(body.clone())).await;
     idem.expect(201);
@@ -63,8 +61,8 @@ async fn keys_survive_a_graceful_restart() {
 #[tokio::test]
 async fn acknowledged_keys_survive_a_crash() {
     let mut s = TestServer::start();
-    let owner = s.token(OWNER);
-    let c = s.create_conversation(&owner, &[BOB], "shared").await;
+    let owner = s.token(*OWNER);
+    let c = s.create_conversation(&owner, &[*BOB], "shared").await;
     let mut keys = vec![Key { objectid: c.objectid.clone(), key: c.key.clone() }];
     for _ in 0..5 {
         keys.push(s.rotate(&owner, &c.conversation_id).await);

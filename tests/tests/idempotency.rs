@@ -5,9 +5,7 @@ use keysrv_tests::serde_json::{Value, json};
 use keysrv_tests::*;
 use tokio::task::JoinSet;
 
-const ALICE: &str = "alice@example.org";
-const BOB: &str = "bob@example.org";
-const CAROL: &str = "carol@example.org";
+jids! { ALICE = "alice", BOB = "bob", CAROL = "carol" }
 
 async fn create_with(c: &Client, token: &str, key: &str, body: &Value) -> Resp {
     let body = keysrv_tests::serde_json::to_vec(body).expect("json");
@@ -21,8 +19,8 @@ async fn rotate_with(c: &Client, token: &str, cid: &str, key: &str) -> Resp {
 #[tokio::test]
 async fn create_conversation_retries_return_the_first_result() {
     let s = TestServer::start();
-    let (alice, bob) = (s.token(ALICE), s.token(BOB));
-    let body = json!({"members": [BOB, CAROL], "history": "since_join"});
+    let (alice, bob) = (s.token(*ALICE), s.token(*BOB));
+    let body = json!({"members": [*BOB, *CAROL], "history": "since_join"});
 
     let first = create_with(&s, &alice, "create-1", &body).await;
     first.expect(201);
@@ -39,8 +37,8 @@ async fn create_conversation_retries_return_the_first_result() {
 
     // The same key for a different request is a conflict, and writes nothing.
     for different in [
-        json!({"members": [BOB], "history": "since_join"}),
-        json!({"members": [BOB, CAROL], "history": "shared"}),
+        json!({"members": [*BOB], "history": "since_join"}),
+        json!({"members": [*BOB, *CAROL], "history": "shared"}),
         json!({"members": []}),
     ] {
         create_with(&s, &alice, "create-1", &different).await.expect_problem(409);
@@ -53,7 +51,7 @@ async fn create_conversation_retries_return_the_first_result() {
     let bobs = create_with(&s, &bob, "create-1", &body).await;
     bobs.expect(201);
     assert_ne!(bobs.str("conversation_id"), first.str("conversation_id"));
-    assert_eq!(s.conversation(&bob, &bobs.str("conversation_id")).await["owner"], json!(BOB));
+    assert_eq!(s.conversation(&bob, &bobs.str("conversation_id")).await["owner"], json!(*BOB));
     assert_eq!(s.row_counts().conversations, rows.conversations + 1);
 
     // Without a key, every request creates a conversation.
@@ -67,8 +65,8 @@ async fn create_conversation_retries_return_the_first_result() {
 #[tokio::test]
 async fn rotate_retries_return_the_first_key() {
     let s = TestServer::start();
-    let (alice, bob) = (s.token(ALICE), s.token(BOB));
-    let c = s.create_conversation(&alice, &[BOB], "shared").await;
+    let (alice, bob) = (s.token(*ALICE), s.token(*BOB));
+    let c = s.create_conversation(&alice, &[*BOB], "shared").await;
     let other = s.create_conversation(&alice, &[], "shared").await;
     let cid = &c.conversation_id;
 
@@ -105,11 +103,11 @@ async fn rotate_retries_return_the_first_key() {
 #[tokio::test]
 async fn a_retry_after_removal_releases_nothing() {
     let s = TestServer::start();
-    let (alice, bob) = (s.token(ALICE), s.token(BOB));
-    let c = s.create_conversation(&alice, &[BOB], "shared").await;
+    let (alice, bob) = (s.token(*ALICE), s.token(*BOB));
+    let c = s.create_conversation(&alice, &[*BOB], "shared").await;
     let cid = &c.conversation_id;
     rotate_with(&s, &bob, cid, "bob-rot").await.expect(201);
-    let current = s.remove_member(&alice, cid, BOB).await;
+    let current = s.remove_member(&alice, cid, *BOB).await;
     let rows = s.row_counts();
     rotate_with(&s, &bob, cid, "bob-rot").await.expect_problem(404);
     assert_eq!(s.current_objectid(&alice, cid).await, current);
@@ -120,8 +118,8 @@ async fn a_retry_after_removal_releases_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_retries_act_once() {
     let s = TestServer::start();
-    let alice = s.token(ALICE);
-    let body = json!({"members": [BOB]});
+    let alice = s.token(*ALICE);
+    let body = json!({"members": [*BOB]});
     let rows = s.row_counts();
 
     let mut tasks = JoinSet::new();

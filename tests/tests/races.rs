@@ -20,9 +20,7 @@ use keysrv_tests::*;
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
-const OWNER: &str = "owner@example.org";
-const ADMIN: &str = "admin@example.org";
-const VICTIM: &str = "victim@example.org";
+jids! { OWNER = "owner", ADMIN = "admin", VICTIM = "victim" }
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -51,15 +49,15 @@ impl Op {
 }
 
 fn m(i: usize) -> String {
-    format!("m{i}@example.org")
+    jid(&format!("m{i}"))
 }
 
 fn r(i: usize) -> String {
-    format!("r{i}@example.org")
+    jid(&format!("r{i}"))
 }
 
 fn n(i: usize) -> String {
-    format!("n{i}@example.org")
+    jid(&format!("n{i}"))
 }
 
 fn members_of(view: &Value) -> BTreeMap<String, String> {
@@ -73,19 +71,19 @@ fn members_of(view: &Value) -> BTreeMap<String, String> {
 
 async fn race(history: &str) {
     let mut s = TestServer::start();
-    let mut jids: Vec<String> = vec![OWNER.into(), ADMIN.into(), VICTIM.into()];
+    let mut jids: Vec<String> = vec![OWNER.to_string(), ADMIN.to_string(), VICTIM.to_string()];
     jids.extend((0..10).map(m));
     jids.extend((0..6).map(r));
     jids.extend((0..8).map(n));
     let tokens: BTreeMap<String, String> = jids.iter().map(|j| (j.clone(), s.token(j))).collect();
-    let owner = tokens[OWNER].clone();
+    let owner = tokens[*OWNER].clone();
 
     let initial: Vec<String> =
-        [ADMIN.to_owned(), VICTIM.to_owned()].into_iter().chain((0..10).map(m)).chain((0..6).map(r)).collect();
+        [ADMIN.to_string(), VICTIM.to_string()].into_iter().chain((0..10).map(m)).chain((0..6).map(r)).collect();
     let refs: Vec<&str> = initial.iter().map(String::as_str).collect();
     let c = s.create_conversation(&owner, &refs, history).await;
     let cid = c.conversation_id.clone();
-    s.put_member(&owner, &cid, ADMIN, "admin").await;
+    s.put_member(&owner, &cid, *ADMIN, "admin").await;
     let rows_before = s.row_counts();
     let key_before = s.current_key(&owner, &cid).await;
 
@@ -94,32 +92,32 @@ async fn race(history: &str) {
         ops.push(Op::Rotate(m(i)));
     }
     for _ in 0..3 {
-        ops.push(Op::Rotate(OWNER.into()));
+        ops.push(Op::Rotate(OWNER.to_string()));
     }
     for _ in 0..2 {
-        ops.push(Op::Rotate(ADMIN.into()));
+        ops.push(Op::Rotate(ADMIN.to_string()));
     }
     // The removal of the victim races its own rotations.
     for _ in 0..4 {
-        ops.push(Op::Rotate(VICTIM.into()));
+        ops.push(Op::Rotate(VICTIM.to_string()));
     }
-    ops.push(Op::Remove { by: OWNER.into(), jid: VICTIM.into() });
+    ops.push(Op::Remove { by: OWNER.to_string(), jid: VICTIM.to_string() });
     for i in 0..8 {
-        let by = if i < 4 { OWNER } else { ADMIN };
+        let by = if i < 4 { *OWNER } else { *ADMIN };
         ops.push(Op::Add { by: by.into(), jid: n(i) });
     }
     for i in 0..6 {
-        let by = if i < 3 { OWNER } else { ADMIN };
+        let by = if i < 3 { *OWNER } else { *ADMIN };
         ops.push(Op::Remove { by: by.into(), jid: r(i) });
     }
     for i in [7, 8] {
         ops.push(Op::Remove { by: m(i), jid: m(i) });
     }
-    ops.push(Op::Promote { by: OWNER.into(), jid: m(2) });
+    ops.push(Op::Promote { by: OWNER.to_string(), jid: m(2) });
     for _ in 0..4 {
         ops.push(Op::Current(m(9)));
     }
-    ops.push(Op::Current(ADMIN.into()));
+    ops.push(Op::Current(ADMIN.to_string()));
     ops.push(Op::Batch(m(1)));
     ops.push(Op::Batch(m(9)));
     assert!(ops.len() >= 40, "{} racing requests", ops.len());
@@ -155,7 +153,7 @@ async fn race(history: &str) {
     for (i, resp) in &results {
         let op = &ops[*i];
         let ok = resp.status == op.success()
-            || (resp.status == 404 && op.caller() == VICTIM)
+            || (resp.status == 404 && op.caller() == *VICTIM)
             || (resp.status == 503 && resp.header("retry-after").is_some());
         if resp.status == 503 {
             unavailable += 1;
@@ -171,7 +169,7 @@ async fn race(history: &str) {
         results.iter().filter(|(i, r)| pred(&ops[*i]) && r.status == ops[*i].success()).map(|(_, r)| r).collect()
     };
     let rotations = succeeded(&|op| matches!(op, Op::Rotate(_)));
-    let victim_rotations = succeeded(&|op| matches!(op, Op::Rotate(c) if c == VICTIM));
+    let victim_rotations = succeeded(&|op| matches!(op, Op::Rotate(c) if c == *VICTIM));
     let removals = succeeded(&|op| matches!(op, Op::Remove { .. }));
     let adds = succeeded(&|op| matches!(op, Op::Add { .. }));
     let removed: BTreeSet<String> = results
@@ -198,11 +196,11 @@ async fn race(history: &str) {
 
     // Membership is exactly what the successful requests made it.
     let mut want: BTreeMap<String, String> = BTreeMap::new();
-    want.insert(OWNER.into(), "owner".into());
+    want.insert(OWNER.to_string(), "owner".into());
     for j in &initial {
         want.insert(j.clone(), "member".into());
     }
-    want.insert(ADMIN.into(), "admin".into());
+    want.insert(ADMIN.to_string(), "admin".into());
     if promoted {
         want.insert(m(2), "admin".into());
     }
@@ -251,7 +249,7 @@ async fn race(history: &str) {
     if history == "shared" {
         assert!(issued.contains(&current), "the current key {current} is none of the issued ones");
     }
-    if removed.contains(VICTIM) {
+    if removed.contains(*VICTIM) {
         for r in &victim_rotations {
             assert_ne!(r.str("objectid"), current, "the removed victim's rotation is current");
         }

@@ -10,10 +10,7 @@ use keysrv_tests::reqwest::Method;
 use keysrv_tests::serde_json::json;
 use keysrv_tests::*;
 
-const OWNER: &str = "owner@example.org";
-const BOB: &str = "bob@example.org";
-const CAROL: &str = "carol@example.org";
-const DAVE: &str = "dave@example.org";
+jids! { OWNER = "owner", BOB = "bob", CAROL = "carol", DAVE = "dave" }
 
 /// What to look for: a label and the bytes.
 type Needles = Vec<(String, Vec<u8>)>;
@@ -101,13 +98,13 @@ fn the_scanner_finds_what_it_looks_for() {
 async fn no_key_or_token_is_stored_or_logged() {
     // The most verbose logging the server has.
     let mut s = TestServer::start_with_env(&[("KEYSRV_LOG", "trace")]);
-    let (owner, bob, carol, dave) = (s.token(OWNER), s.token(BOB), s.token(CAROL), s.token(DAVE));
+    let (owner, bob, carol, dave) = (s.token(*OWNER), s.token(*BOB), s.token(*CAROL), s.token(*DAVE));
     let mut keys: Vec<Key> = Vec::new();
     let mut objectids: Vec<String> = Vec::new();
 
-    let shared = s.create_conversation(&owner, &[BOB, CAROL], "shared").await;
-    let since = s.create_conversation(&bob, &[OWNER], "since_join").await;
-    let doomed = s.create_conversation(&carol, &[BOB], "shared").await;
+    let shared = s.create_conversation(&owner, &[*BOB, *CAROL], "shared").await;
+    let since = s.create_conversation(&bob, &[*OWNER], "since_join").await;
+    let doomed = s.create_conversation(&carol, &[*BOB], "shared").await;
     for c in [&shared, &since, &doomed] {
         keys.push(Key { objectid: c.objectid.clone(), key: c.key.clone() });
     }
@@ -122,12 +119,12 @@ async fn no_key_or_token_is_stored_or_logged() {
             keys.push(Key { objectid: r.str("objectid"), key: r.key_bytes() });
         }
     }
-    s.put_member(&owner, &shared.conversation_id, DAVE, "admin").await;
-    s.put_member(&bob, &since.conversation_id, DAVE, "member").await;
+    s.put_member(&owner, &shared.conversation_id, *DAVE, "admin").await;
+    s.put_member(&bob, &since.conversation_id, *DAVE, "member").await;
     keys.push(s.current_key(&dave, &since.conversation_id).await);
     keys.push(s.current_key(&dave, &shared.conversation_id).await);
-    s.remove_member(&dave, &shared.conversation_id, CAROL).await;
-    s.remove_member(&dave, &since.conversation_id, DAVE).await;
+    s.remove_member(&dave, &shared.conversation_id, *CAROL).await;
+    s.remove_member(&dave, &since.conversation_id, *DAVE).await;
     keys.push(s.current_key(&owner, &shared.conversation_id).await);
     keys.push(s.current_key(&owner, &since.conversation_id).await);
     for k in keys.clone() {
@@ -141,7 +138,7 @@ async fn no_key_or_token_is_stored_or_logged() {
     keys.extend(batch);
     // Refused requests: removed members, bad tokens, bad bodies.
     s.get(&current_key_path(&shared.conversation_id), &carol).await.expect(404);
-    for (_, t) in s.bad_tokens(OWNER) {
+    for (_, t) in s.bad_tokens(*OWNER) {
         s.get(&current_key_path(&shared.conversation_id), &t).await.expect(401);
         s.post(BATCH, &t, Some(&json!({"objectids": ids}))).await.expect(401);
     }
@@ -159,7 +156,16 @@ async fn no_key_or_token_is_stored_or_logged() {
 
     // The scan looks at the right files: the log names the objectids, the database holds them.
     let storage = s.storage_files();
-    assert!(storage.iter().any(|f| f.ends_with("keysrv.sqlite3")), "no database in {storage:?}");
+    match s.backend() {
+        Backend::Embedded => {
+            assert!(storage.iter().any(|f| f.ends_with("keysrv.sqlite3")), "no database in {storage:?}")
+        }
+        // The whole table (dumped) and the emulator's request log.
+        Backend::Aws => {
+            assert!(storage.iter().any(|f| f.ends_with("dynamodb-table.dump")), "no table dump in {storage:?}");
+            assert!(storage.iter().any(|f| f.ends_with("moto.log")), "no emulator log in {storage:?}");
+        }
+    }
     assert!(s.log().contains(&shared.objectid), "the log has no audit event for {}", shared.objectid);
     assert!(contains(&storage, &shared.conversation_id), "the database does not hold {}", shared.conversation_id);
 
@@ -185,9 +191,9 @@ async fn no_key_or_token_is_stored_or_logged() {
 #[tokio::test]
 async fn a_deleted_conversation_leaves_no_trace_in_storage() {
     let s = TestServer::start();
-    let (owner, bob) = (s.token(OWNER), s.token(BOB));
-    let keep = s.create_conversation(&owner, &[BOB], "shared").await;
-    let doomed = s.create_conversation(&owner, &[BOB, CAROL], "since_join").await;
+    let (owner, bob) = (s.token(*OWNER), s.token(*BOB));
+    let keep = s.create_conversation(&owner, &[*BOB], "shared").await;
+    let doomed = s.create_conversation(&owner, &[*BOB, *CAROL], "since_join").await;
     let cid = doomed.conversation_id.clone();
     let mut traces = vec![cid.clone(), doomed.objectid.clone()];
     for i in 0..5 {
@@ -197,8 +203,8 @@ async fn a_deleted_conversation_leaves_no_trace_in_storage() {
         traces.push(r.str("objectid"));
         s.rotate(&owner, &keep.conversation_id).await;
     }
-    s.put_member(&owner, &cid, DAVE, "member").await;
-    traces.push(s.remove_member(&owner, &cid, CAROL).await);
+    s.put_member(&owner, &cid, *DAVE, "member").await;
+    traces.push(s.remove_member(&owner, &cid, *CAROL).await);
     traces.push(s.current_objectid(&owner, &cid).await);
     assert!(contains(&s.storage_files(), &cid), "the database does not hold {cid} before the delete");
 

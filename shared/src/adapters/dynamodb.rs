@@ -249,9 +249,21 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().put(put.build().map_err(build_err)?).build())
     }
 
-    /// The idempotency claim: fails (and returns the existing record) if the
+    /// The idempotency claim, as two transaction items: a pointer to the
+    /// record in the conversation's partition (so a crypto-shred finds and
+    /// deletes it) and, last — its cancellation reason is read from there —
+    /// the record itself, which fails (returning the existing record) if the
     /// key is already taken by a record that has not expired.
-    fn claim(&self, rec: &IdempotencyRecord) -> Result<TransactWriteItem, BackendError> {
+    fn claim(&self, rec: &IdempotencyRecord) -> Result<[TransactWriteItem; 2], BackendError> {
+        let target = idempotency_key(&rec.caller, &rec.key);
+        let mut pointer =
+            key(conv_pk(&rec.conversation_id), format!("X#{}\u{0}{}", get_s(&target, "pk")?, get_s(&target, "sk")?));
+        pointer.extend(target.into_iter().map(|(k, v)| (format!("target_{k}"), v)));
+        pointer.insert("ttl".into(), n(rec.expires_at.millis() / 1000 + 1));
+        Ok([self.put(pointer, None)?, self.claim_record(rec)?])
+    }
+
+    fn claim_record(&self, rec: &IdempotencyRecord) -> Result<TransactWriteItem, BackendError> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(idempotency_item(rec)))
@@ -452,7 +464,7 @@ impl ConversationStore for DynamoStore {
         let mut tail = vec![self.put(conversation_item(c, &new.key), Some("attribute_not_exists(pk)"))?];
         tail.push(self.put(key_item(&new.key), None)?);
         if let Some(rec) = &new.idempotency {
-            tail.push(self.claim(rec)?);
+            tail.extend(self.claim(rec)?);
         }
         let mut members: Vec<TransactWriteItem> =
             new.members.iter().map(|m| self.put(member_item(&c.id, m), None)).collect::<Result<_, _>>()?;
@@ -547,7 +559,7 @@ impl ConversationStore for DynamoStore {
             items.push(TransactWriteItem::builder().delete(del).build());
         }
         if let Some(rec) = &u.idempotency {
-            items.push(self.claim(rec)?);
+            items.extend(self.claim(rec)?);
         }
         match self.transact("dynamodb:TransactWriteItems", items).await? {
             Ok(()) => Ok(WriteOutcome::Applied),
@@ -584,15 +596,31 @@ impl ConversationStore for DynamoStore {
             Err(e) => return Err(classify("dynamodb:UpdateItem", e)),
         }
         // Members first: without them no key row is readable, even if the
-        // deletion of the keys is interrupted.
-        let (members, keys): (Vec<Item>, Vec<Item>) = self
-            .query_partition(conv_pk(id), None, true)
+        // deletion of the keys is interrupted. Then the keys, and the
+        // idempotency records (found through their pointers) that name them.
+        let (members, rest): (Vec<Item>, Vec<Item>) = self
+            .query_partition(conv_pk(id), None, false)
             .await?
             .into_iter()
-            .filter(|item| item.get("sk").and_then(|v| v.as_s().ok()).is_some_and(|sk| sk != META))
-            .partition(|item| item.get("sk").and_then(|v| v.as_s().ok()).is_some_and(|sk| sk.starts_with("M#")));
-        self.delete_items(members).await?;
-        self.delete_items(keys).await?;
+            .filter(|item| get_s(item, "sk").is_ok_and(|sk| sk != META))
+            .partition(|item| get_s(item, "sk").is_ok_and(|sk| sk.starts_with("M#")));
+        let row =
+            |item: &Item| Ok::<_, BackendError>(key(get_s(item, "pk")?.to_owned(), get_s(item, "sk")?.to_owned()));
+        self.delete_items(members.iter().map(row).collect::<Result<_, _>>()?).await?;
+        let mut later = Vec::new();
+        for item in &rest {
+            if let (Ok(pk), Ok(sk)) = (get_s(item, "target_pk"), get_s(item, "target_sk")) {
+                later.push(key(pk.to_owned(), sk.to_owned()));
+            }
+            later.push(row(item)?);
+        }
+        // A transaction may name an item once: a record claimed twice (after
+        // expiry) has two pointers.
+        let mut seen = std::collections::HashSet::new();
+        later.retain(|k| {
+            seen.insert((get_s(k, "pk").unwrap_or_default().to_owned(), get_s(k, "sk").unwrap_or_default().to_owned()))
+        });
+        self.delete_items(later).await?;
         self.client
             .delete_item()
             .table_name(&self.table)
