@@ -84,8 +84,11 @@ package: $(VENV)/.installed
 		printf '%-22s %8d bytes\n' "$$(basename $$(dirname $$z))" "$$(stat -c %s $$z)"; \
 	done
 
-deploy: package
-	sam build && sam deploy --guided
+# SAM builds each function itself with cargo-lambda (BuildMethod:
+# rust-cargolambda); `sam` comes from your AWS tooling.
+deploy: $(VENV)/.installed
+	$(VENV)/bin/pip install -q --disable-pip-version-check cargo-lambda==1.9.2
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" sam build && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" sam deploy --guided
 
 clean:
 	cargo clean
