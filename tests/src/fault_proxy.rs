@@ -48,6 +48,8 @@ struct Inner {
     calls: BTreeMap<String, usize>,
     /// Requests answered with a fault, per target.
     faulted: BTreeMap<String, usize>,
+    /// Every request, in arrival order: its target and its body.
+    requests: Vec<(String, Vec<u8>)>,
 }
 
 struct Shared {
@@ -108,10 +110,18 @@ impl FaultProxy {
         self.shared.lock().faulted.clone()
     }
 
+    /// Every request since the last `reset_counts`, in arrival order: its
+    /// target and its body (e.g. to see which items a `TransactWriteItems`
+    /// holds).
+    pub fn requests(&self) -> Vec<(String, Vec<u8>)> {
+        self.shared.lock().requests.clone()
+    }
+
     pub fn reset_counts(&self) {
         let mut inner = self.shared.lock();
         inner.calls.clear();
         inner.faulted.clear();
+        inner.requests.clear();
     }
 
     /// Requests since the last `reset_counts` whose target starts with `prefix`
@@ -171,6 +181,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let fault = {
         let mut inner = shared.lock();
         *inner.calls.entry(target.clone()).or_default() += 1;
+        inner.requests.push((target.clone(), body.to_vec()));
         let fault = inner.rules.get(&target).copied();
         if fault.is_some() {
             *inner.faulted.entry(target.clone()).or_default() += 1;
