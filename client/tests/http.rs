@@ -349,8 +349,10 @@ async fn juliet_opens_romeos_message_and_the_second_open_makes_no_request() {
     // …and anything not cached needs the server.
     let other = unknown_objectid(&created.conversation_id, 1);
     let r = juliet.key(&other).await;
+    // A transport error can only come from a request the client attempted.
+    // (Whether the proxy sees it depends on whether the client reuses the
+    // connection the stopped server closed, so it is not counted here.)
     assert!(matches!(r, Err(Error::Transport(_))), "{r:?}");
-    assert_eq!(proxy.requests().len(), 2, "the uncached key was tried");
     // The cache forgets on request.
     juliet.forget(&oid);
     assert!(juliet.cached_key(&oid).is_none());
