@@ -15,13 +15,9 @@
 //! (built with `cargo build -p keysrv --bin keysrv` if it is missing).
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use keysrv_client::stanza::{ReceivedMessage, message_children};
 use keysrv_client::{Client, Content, History, KeyObject, TokenProvider, Zeroizing, async_trait};
@@ -32,117 +28,10 @@ const KEYS: usize = 10;
 const MESSAGES: usize = 1_000;
 const REPETITIONS: usize = 7;
 
-fn keysrv_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("KEYSRV_BIN") {
-        return PathBuf::from(p);
-    }
-    // Bench binaries live in <target>/<profile>/deps/.
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("<target>/<profile>").to_path_buf();
-    let bin = profile_dir.join("keysrv");
-    if !bin.is_file() {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") | None => "dev".to_owned(),
-            Some(other) => other.to_owned(),
-        };
-        let target_dir = profile_dir.parent().expect("target dir");
-        eprintln!("building the keysrv server ({profile} profile)…");
-        let out = Command::new(cargo)
-            .current_dir(workspace)
-            .args(["build", "--quiet", "-p", "keysrv", "--bin", "keysrv", "--profile", &profile, "--target-dir"])
-            .arg(target_dir)
-            .stdin(Stdio::null())
-            .output()
-            .expect("running cargo build -p keysrv");
-        assert!(out.status.success(), "cargo build -p keysrv failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    }
-    assert!(bin.is_file(), "{} is missing", bin.display());
-    bin
-}
+#[path = "../tests/support/mod.rs"]
+mod support;
 
-/// The keysrv binary without any of the caller's `KEYSRV_*` settings.
-fn keysrv_command(bin: &Path) -> Command {
-    let mut cmd = Command::new(bin);
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("KEYSRV_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
-
-struct Server {
-    bin: PathBuf,
-    url: String,
-    root: PathBuf,
-    child: Option<Child>,
-}
-
-impl Server {
-    fn start() -> Self {
-        let bin = keysrv_bin();
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-        let root = std::env::temp_dir().join(format!("keysrv-client-bench-{}-{nanos:x}", std::process::id()));
-        std::fs::create_dir_all(&root).expect("temp dir");
-        let log = std::fs::File::create(root.join("server.log")).expect("log file");
-        let mut child = keysrv_command(&bin)
-            .arg("server")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(root.join("data"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut first = String::new();
-            let _ = reader.read_line(&mut first);
-            let _ = tx.send(first);
-            let _ = reader.read_to_end(&mut Vec::new());
-        });
-        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
-        let Some(url) = line.trim().strip_prefix("keysrv listening on ").map(str::to_owned) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "keysrv did not report its address (first line {line:?}); log:\n{}",
-                std::fs::read_to_string(root.join("server.log")).unwrap_or_default()
-            );
-        };
-        Self { bin, url, root, child: Some(child) }
-    }
-
-    /// A dev token for `jid`, from `keysrv token`.
-    fn token(&self, jid: &str) -> String {
-        let out = keysrv_command(&self.bin)
-            .arg("token")
-            .arg("--data-dir")
-            .arg(self.root.join("data"))
-            .arg(jid)
-            .stdin(Stdio::null())
-            .output()
-            .expect("running keysrv token");
-        assert!(out.status.success(), "keysrv token failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).expect("utf-8 token").trim().to_owned()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
+use support::Server;
 
 /// A fixed token that counts how often the client asks for it: once per
 /// HTTP request sent.

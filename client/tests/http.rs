@@ -6,13 +6,10 @@
 //! The server binary is `$KEYSRV_BIN`, else `target/<profile>/keysrv`
 //! (built with `cargo build -p keysrv --bin keysrv` if it is missing).
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, mpsc};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use keysrv_client::stanza::{ReceivedMessage, message_children};
 use keysrv_client::{Client, Content, Error, History, Role, StaticToken, TokenProvider, Zeroizing, async_trait};
@@ -23,137 +20,9 @@ const ROMEO: &str = "romeo@montague.lit";
 const JULIET: &str = "juliet@capulet.lit";
 const MERCUTIO: &str = "mercutio@montague.lit";
 
-// ---------------------------------------------------------------------------
-// The server under test.
+mod support;
 
-fn keysrv_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("KEYSRV_BIN") {
-            return PathBuf::from(p);
-        }
-        // Test binaries live in <target>/<profile>/deps/.
-        let exe = std::env::current_exe().expect("current_exe");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("<target>/<profile>").to_path_buf();
-        let bin = profile_dir.join("keysrv");
-        if !bin.is_file() {
-            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-                Some("debug") | None => "dev".to_owned(),
-                Some(other) => other.to_owned(),
-            };
-            let target_dir = profile_dir.parent().expect("target dir");
-            let out = Command::new(cargo)
-                .current_dir(workspace)
-                .args(["build", "--quiet", "-p", "keysrv", "--bin", "keysrv", "--profile", &profile, "--target-dir"])
-                .arg(target_dir)
-                .stdin(Stdio::null())
-                .output()
-                .expect("running cargo build -p keysrv");
-            assert!(out.status.success(), "cargo build -p keysrv failed:\n{}", String::from_utf8_lossy(&out.stderr));
-        }
-        assert!(bin.is_file(), "{} is missing", bin.display());
-        bin
-    })
-}
-
-fn unique() -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("{}-{nanos:x}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
-}
-
-/// A command for the keysrv binary with none of the test's own `KEYSRV_*`
-/// settings (so a developer's environment cannot point it elsewhere).
-fn keysrv_command() -> Command {
-    let mut cmd = Command::new(keysrv_bin());
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("KEYSRV_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
-
-struct Server {
-    url: String,
-    addr: SocketAddr,
-    root: PathBuf,
-    child: Option<Child>,
-}
-
-impl Server {
-    fn start() -> Self {
-        let root = std::env::temp_dir().join(format!("keysrv-client-test-{}", unique()));
-        std::fs::create_dir_all(&root).expect("temp dir");
-        let log = std::fs::File::create(root.join("server.log")).expect("log file");
-        let mut child = keysrv_command()
-            .arg("server")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(root.join("data"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", keysrv_bin().display()));
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut first = String::new();
-            let _ = reader.read_line(&mut first);
-            let _ = tx.send(first);
-            let _ = reader.read_to_end(&mut Vec::new());
-        });
-        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
-        let Some(url) = line.trim().strip_prefix("keysrv listening on ").map(str::to_owned) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "keysrv did not report its address (first line {line:?}); log:\n{}",
-                std::fs::read_to_string(root.join("server.log")).unwrap_or_default()
-            );
-        };
-        let addr = url.trim_start_matches("http://").parse().expect("address");
-        Self { url, addr, root, child: Some(child) }
-    }
-
-    /// A dev token for `jid`, from `keysrv token` (as an app would get one
-    /// from its identity provider).
-    fn token(&self, jid: &str) -> String {
-        let out = keysrv_command()
-            .arg("token")
-            .arg("--data-dir")
-            .arg(self.root.join("data"))
-            .arg(jid)
-            .stdin(Stdio::null())
-            .output()
-            .expect("running keysrv token");
-        assert!(out.status.success(), "keysrv token failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).expect("utf-8 token").trim().to_owned()
-    }
-
-    fn client(&self, jid: &str) -> Client {
-        Client::with_token(&self.url, self.token(jid)).expect("client")
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
+use support::Server;
 
 // ---------------------------------------------------------------------------
 // HTTP/1.1 request framing, for the proxy and the canned server.
