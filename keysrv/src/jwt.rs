@@ -93,17 +93,7 @@ impl DevIssuer {
 
     /// An access token for `jid`, shaped like a Cognito access token.
     pub fn access_token(&self, jid: &str, ttl_secs: u64) -> Result<String, JwtError> {
-        let now = now_secs();
-        self.sign(&json!({
-            "iss": DEV_ISSUER,
-            "sub": jid,
-            "username": jid,
-            "client_id": DEV_CLIENT_ID,
-            "token_use": "access",
-            "scope": "keysrv/api",
-            "iat": now,
-            "exp": now + ttl_secs,
-        }))
+        self.sign(&access_claims(jid, ttl_secs))
     }
 
     /// Signs arbitrary claims (tests use this for deliberately bad tokens).
@@ -112,6 +102,21 @@ impl DevIssuer {
         header.kid = Some(DEV_KID.into());
         jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|e| JwtError::Setup(e.to_string()))
     }
+}
+
+/// The claims of a dev access token for `jid`, valid from now for `ttl_secs`.
+pub fn access_claims(jid: &str, ttl_secs: u64) -> Value {
+    let now = now_secs();
+    json!({
+        "iss": DEV_ISSUER,
+        "sub": jid,
+        "username": jid,
+        "client_id": DEV_CLIENT_ID,
+        "token_use": "access",
+        "scope": "keysrv/api",
+        "iat": now,
+        "exp": now + ttl_secs,
+    })
 }
 
 pub fn now_secs() -> u64 {

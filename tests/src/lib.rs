@@ -34,7 +34,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use keysrv::jwt::{DEV_CLIENT_ID, DEV_ISSUER, DevIssuer, now_secs};
+use keysrv::jwt::{DevIssuer, now_secs};
 use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
@@ -79,6 +79,26 @@ pub fn backend() -> Backend {
         }
         Ok(other) => panic!("KEYSRV_TEST_BACKEND={other:?}: expected \"embedded\" or \"aws\""),
     })
+}
+
+/// For tests that exist only on the AWS backend: true there. On the embedded
+/// backend, says that the test does not apply and checks that the embedded
+/// backend was indeed chosen. (With KEYSRV_TEST_BACKEND=aws and no emulator
+/// environment, `backend()` panics.)
+pub fn aws_only(test: &str) -> bool {
+    match backend() {
+        Backend::Aws => {
+            let wrapping = &aws::emulator().env.wrapping;
+            assert_eq!(wrapping, "kms", "{test} needs the emulator up with --wrapping kms, not {wrapping}");
+            true
+        }
+        Backend::Embedded => {
+            let chosen = std::env::var("KEYSRV_TEST_BACKEND").unwrap_or_default();
+            assert!(chosen.is_empty() || chosen == "embedded", "KEYSRV_TEST_BACKEND={chosen:?} ran as embedded");
+            println!("aws-only test {test}: skipped on the embedded backend (run with KEYSRV_TEST_BACKEND=aws)");
+            false
+        }
+    }
 }
 
 /// The domain of every JID this test process uses, unique to the process
@@ -442,16 +462,7 @@ impl TestServer {
     pub fn access_claims(&self, jid: &str) -> Value {
         let now = now_secs();
         match self.backend {
-            Backend::Embedded => json!({
-                "iss": DEV_ISSUER,
-                "sub": jid,
-                "username": jid,
-                "client_id": DEV_CLIENT_ID,
-                "token_use": "access",
-                "scope": "keysrv/api",
-                "iat": now,
-                "exp": now + 3600,
-            }),
+            Backend::Embedded => keysrv::jwt::access_claims(jid, 3600),
             Backend::Aws => {
                 let env = &aws::emulator().env;
                 // The shape of the emulator's (and Cognito's) access tokens.

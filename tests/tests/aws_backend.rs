@@ -41,26 +41,6 @@ const DECRYPT: &str = "TrentService.Decrypt";
 /// Transient faults: every call site must turn them into 503 + `Retry-After`.
 const TRANSIENT: [Fault; 2] = [Fault::Throttling, Fault::Unavailable];
 
-/// True on the AWS backend. On the embedded backend, says that the test does
-/// not apply there and checks that the embedded backend was indeed chosen.
-/// (With KEYSRV_TEST_BACKEND=aws and no emulator environment, `backend()`
-/// panics.)
-fn aws_only(test: &str) -> bool {
-    match backend() {
-        Backend::Aws => {
-            let wrapping = &aws::emulator().env.wrapping;
-            assert_eq!(wrapping, "kms", "{test} needs the emulator up with --wrapping kms, not {wrapping}");
-            true
-        }
-        Backend::Embedded => {
-            let chosen = std::env::var("KEYSRV_TEST_BACKEND").unwrap_or_default();
-            assert!(chosen.is_empty() || chosen == "embedded", "KEYSRV_TEST_BACKEND={chosen:?} ran as embedded");
-            println!("aws-only test {test}: skipped on the embedded backend (run with KEYSRV_TEST_BACKEND=aws)");
-            false
-        }
-    }
-}
-
 fn key_sk(objectid: &str) -> String {
     let (_, key_id) = objectid.split_once('.').expect("an objectid is <conversation>.<key>");
     format!("K#{key_id}")

@@ -33,22 +33,6 @@ jids! { OWNER = "owner", BOB = "bob", CAROL = "carol", DAVE = "dave", EVE = "eve
 /// The partition key `DynamoStore::warm_up` reads at Lambda init.
 const WARM_UP_PK: &str = "C#warm-up";
 
-fn aws_only(test: &str) -> bool {
-    match backend() {
-        Backend::Aws => {
-            let wrapping = &aws::emulator().env.wrapping;
-            assert_eq!(wrapping, "kms", "{test} needs the emulator up with --wrapping kms, not {wrapping}");
-            true
-        }
-        Backend::Embedded => {
-            let chosen = std::env::var("KEYSRV_TEST_BACKEND").unwrap_or_default();
-            assert!(chosen.is_empty() || chosen == "embedded", "KEYSRV_TEST_BACKEND={chosen:?} ran as embedded");
-            println!("aws-only test {test}: skipped on the embedded backend (run with KEYSRV_TEST_BACKEND=aws)");
-            false
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------
 // The template.
 
