@@ -9,10 +9,11 @@
 `up` starts `moto_server` on 127.0.0.1:PORT (log DIR/moto.log, pid DIR/moto.pid;
 one request at a time, see `serve-moto`),
 then creates the stateful resources that template.yaml defines -- DynamoDB
-table, KMS key (+ alias), master-key secret, Cognito user pool and app
-client -- from the template's own Properties, and writes DIR/env (KEY=value
-lines for `set -a; . DIR/env`), DIR/env.json, and DIR/sam-env.json (the same
-for `sam local --env-vars`), and DIR/cognito-signing-key.pem (see `signing-key`).
+table, KMS key (+ alias), master-key secret, files bucket (its bucket policy
+is not applied: see `bucket_policy`), Cognito user pool and app client -- from
+the template's own Properties, and writes DIR/env (KEY=value lines for
+`set -a; . DIR/env`), DIR/env.json, and DIR/sam-env.json (the same for
+`sam local --env-vars`), and DIR/cognito-signing-key.pem (see `signing-key`).
 Functions and the HTTP API are not emulated: `keysrv server --backend aws` plays
 the gateway locally.
 
@@ -50,6 +51,7 @@ REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
 STACK_NAME = "local"  # so !Sub keysrv-${AWS::StackName} -> keysrv-local
 TABLE_NAME = "keysrv-local"
+FILES_BUCKET_NAME = "keysrv-local-files"  # CloudFormation would generate one
 LOCAL_PARAMETERS = {"AllowPasswordAuth": "true"}  # `keysrv token` signs in with a password
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 
@@ -270,6 +272,8 @@ RENAMES = {
     "AWS::SecretsManager::Secret": {},
     "AWS::Cognito::UserPool": {"UserPoolName": "PoolName"},
     "AWS::Cognito::UserPoolClient": {},
+    "AWS::S3::Bucket": {},
+    "AWS::S3::BucketPolicy": {},
 }
 
 
@@ -306,6 +310,8 @@ class Emulator:
             "AWS::SecretsManager::Secret": self.secret,
             "AWS::Cognito::UserPool": self.user_pool,
             "AWS::Cognito::UserPoolClient": self.user_pool_client,
+            "AWS::S3::Bucket": self.bucket,
+            "AWS::S3::BucketPolicy": self.bucket_policy,
         }
         for logical, res in self.stack.resources().items():
             handler = handlers.get(res["Type"])
@@ -399,6 +405,70 @@ class Emulator:
         client = idp.create_user_pool_client(**params)["UserPoolClient"]
         self.stack.refs[logical] = client["ClientId"]
         self.stack.attrs[logical] = {"ClientId": client["ClientId"]}
+
+    def bucket(self, logical: str, props: dict) -> None:
+        """AWS::S3::Bucket: CreateBucket, then one Put* call per configuration the
+        template sets. moto stores them; it checks no presigned signature or expiry."""
+        s3 = self.client("s3")
+        name = props.get("BucketName", FILES_BUCKET_NAME)
+        s3.create_bucket(Bucket=name)  # us-east-1: no LocationConstraint
+        for prop, value in props.items():
+            if prop == "BucketName":
+                continue
+            elif prop == "BucketEncryption":
+                rules = [{("ApplyServerSideEncryptionByDefault" if k == "ServerSideEncryptionByDefault" else k): v
+                          for k, v in rule.items()} for rule in value["ServerSideEncryptionConfiguration"]]
+                s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
+            elif prop == "PublicAccessBlockConfiguration":
+                s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=value)
+            elif prop == "OwnershipControls":
+                s3.put_bucket_ownership_controls(Bucket=name, OwnershipControls=value)
+            elif prop == "VersioningConfiguration":
+                s3.put_bucket_versioning(Bucket=name, VersioningConfiguration=value)
+            elif prop == "CorsConfiguration":
+                names = {"Id": "ID", "ExposedHeaders": "ExposeHeaders", "MaxAge": "MaxAgeSeconds"}
+                rules = [{names.get(k, k): (int(v) if k == "MaxAge" else v) for k, v in rule.items()}
+                         for rule in value["CorsRules"]]
+                s3.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": rules})
+            elif prop == "LifecycleConfiguration":
+                s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={
+                    "Rules": [lifecycle_rule(logical, r) for r in value["Rules"]]})
+            elif prop == "Tags":
+                s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": value})
+            else:
+                log(f"{logical}: no S3 call for {prop}; not emulated")
+        self.stack.refs[logical] = name
+        self.stack.attrs[logical] = {
+            "Arn": f"arn:aws:s3:::{name}",
+            "DomainName": f"{name}.s3.amazonaws.com",
+            "RegionalDomainName": f"{name}.s3.{REGION}.amazonaws.com",
+        }
+
+    def bucket_policy(self, logical: str, props: dict) -> None:
+        """Resolved (so a broken reference still fails `up`) but not put into moto:
+        moto 5.2.5 answers 403 to every object request that a Deny statement with
+        Principal "*" names, whether or not its Condition holds (a compliant SSE-KMS
+        PUT over the emulator's plain HTTP included). Nothing it denies is checked
+        here, so test those rules against AWS, not the emulator."""
+        json.dumps(props["PolicyDocument"])
+        log(f"{logical}: not applied (moto would deny every object request); not emulated")
+        self.stack.refs[logical] = props["Bucket"]
+
+
+def lifecycle_rule(logical: str, rule: dict) -> dict:
+    """A CloudFormation lifecycle rule as PutBucketLifecycleConfiguration takes it
+    (the parts template.yaml uses; anything else is reported and dropped)."""
+    out: dict[str, Any] = {"Status": rule["Status"], "Filter": {"Prefix": rule.get("Prefix", "")}}
+    for k, v in rule.items():
+        if k == "Id":
+            out["ID"] = v
+        elif k == "AbortIncompleteMultipartUpload":
+            out[k] = {"DaysAfterInitiation": int(v["DaysAfterInitiation"])}
+        elif k == "ExpirationInDays":
+            out["Expiration"] = {"Days": int(v)}
+        elif k not in ("Status", "Prefix"):
+            log(f"{logical}: lifecycle rule property {k} not emulated")
+    return out
 
 
 def generate_secret_string(spec: dict) -> str:
@@ -640,6 +710,10 @@ def cmd_up(args: argparse.Namespace) -> None:
         "KEYSRV_WRAPPING": stack.params["WrappingMode"],
         "KEYSRV_KMS_KEY_ID": stack.attrs[key_logical]["Arn"],
         "KEYSRV_MASTER_KEY_SECRET_ID": ref_of("AWS::SecretsManager::Secret"),
+        "KEYSRV_FILES_BUCKET": ref_of("AWS::S3::Bucket"),
+        "KEYSRV_FILES_KMS_KEY_ID": stack.attrs[key_logical]["Arn"],
+        "KEYSRV_FILE_MAX_BYTES": stack.params["FileMaxBytes"],
+        "KEYSRV_FILE_URL_TTL_SECS": stack.params["FileUrlTtlSecs"],
         "KEYSRV_COGNITO_USER_POOL_ID": pool_id,
         "KEYSRV_COGNITO_CLIENT_ID": ref_of("AWS::Cognito::UserPoolClient"),
         # moto's tokens carry the real AWS issuer; their keys are served by moto.
