@@ -31,7 +31,12 @@ async fn fixture() -> Fixture {
         assert!(matches!(config.backend, Backend::Aws(_)));
         config
     } else {
-        Config { backend: Backend::Embedded { data_dir: dir.clone() }, ..Config::default() }
+        Config {
+            backend: Backend::Embedded { data_dir: dir.clone() },
+            // File URLs name the server that serves them; none runs here.
+            public_url: Some("http://127.0.0.1:9".into()),
+            ..Config::default()
+        }
     };
     Fixture { app: App::new(config).await.unwrap(), dir }
 }
@@ -135,6 +140,25 @@ async fn every_route_serves_api_gateway_events() {
     let (s, _) = call(&f, Route::GetKey, &[("objectid", &oid)], MERCUTIO, None).await;
     assert_eq!(s, 404, "a removed member reads nothing");
 
+    let file = json!({"content_type": "image/png", "size": 1234}).to_string();
+    let (s, up) = call(&f, Route::CreateFile, &[("conversation_id", &cid)], JULIET, Some(&file)).await;
+    assert_eq!((s, up["upload"]["method"].as_str(), up["size"].as_u64()), (201, Some("PUT"), Some(1234)), "{up}");
+    assert_eq!(up["upload"]["headers"]["content-type"], json!("image/png"));
+    if std::env::var("KEYSRV_TEST_BACKEND").as_deref() == Ok("aws") {
+        assert_eq!(up["upload"]["headers"]["x-amz-server-side-encryption"], json!("aws:kms"), "{up}");
+        let url = up["upload"]["url"].as_str().unwrap();
+        assert!(url.contains("X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost%3B"), "{url}");
+    }
+    let fid = up["file_id"].as_str().unwrap().to_owned();
+    let (s, down) = call(&f, Route::GetFile, &[("file_id", &fid)], ROMEO, None).await;
+    assert_eq!((s, down["download"]["method"].as_str()), (200, Some("GET")), "{down}");
+    let (s, _) = call(&f, Route::GetFile, &[("file_id", &fid)], MERCUTIO, None).await;
+    assert_eq!(s, 404, "a removed member gets no file");
+    let (s, _) = call(&f, Route::DeleteFile, &[("file_id", &fid)], JULIET, None).await;
+    assert_eq!(s, 204);
+    let (s, _) = call(&f, Route::GetFile, &[("file_id", &fid)], ROMEO, None).await;
+    assert_eq!(s, 404);
+
     let (s, body) = call(&f, Route::DeleteConversation, &[("conversation_id", &cid)], ROMEO, None).await;
     assert_eq!((s, body), (204, Value::Null));
     let (s, _) = call(&f, Route::GetKey, &[("objectid", &oid)], ROMEO, None).await;
@@ -148,7 +172,7 @@ async fn id_tokens_and_missing_claims_are_401_on_every_route() {
         json!({"sub": "x", "aud": "app-client", "token_use": "id", "cognito:username": ROMEO, "username": ROMEO});
     for route in Route::ALL {
         let params: &[(&str, &str)] =
-            &[("conversation_id", "AAAAAAAAAAAAAAAAAAAAAA"), ("objectid", "x"), ("jid", JULIET)];
+            &[("conversation_id", "AAAAAAAAAAAAAAAAAAAAAA"), ("objectid", "x"), ("file_id", "x"), ("jid", JULIET)];
         let wanted: Vec<(&str, &str)> =
             params.iter().copied().filter(|(k, _)| route.path().contains(&format!("{{{k}}}"))).collect();
         for claims in [id_token_claims.clone(), json!({})] {

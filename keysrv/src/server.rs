@@ -43,6 +43,7 @@ pub fn router(server: Arc<Server>) -> Router {
         );
     }
     router
+        .merge(crate::blobs::routes())
         .fallback(|| async { to_axum(problem::problem(StatusCode::NOT_FOUND, "no such route")) })
         .method_not_allowed_fallback(|| async {
             to_axum(problem::problem(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route"))
@@ -118,6 +119,10 @@ fn to_axum(resp: http::Response<bytes::Bytes>) -> Response {
 pub async fn run(server: Server, addr: SocketAddr) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
+    if let Some(files) = &server.app.local_files {
+        // Unless KEYSRV_PUBLIC_URL said otherwise, file URLs point here.
+        files.set_base_url(format!("http://{local}"));
+    }
     println!("keysrv listening on http://{local}");
     use std::io::Write;
     std::io::stdout().flush()?;

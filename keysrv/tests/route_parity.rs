@@ -102,7 +102,10 @@ async fn the_local_server_serves_every_route_and_nothing_else() {
     for (method, path, name) in openapi_routes() {
         let url = format!(
             "{base}{}",
-            path.replace("{conversation_id}", "c").replace("{objectid}", "o").replace("{jid}", "a@b.c")
+            path.replace("{conversation_id}", "c")
+                .replace("{objectid}", "o")
+                .replace("{file_id}", "f")
+                .replace("{jid}", "a@b.c")
         );
         let resp = client.request(method.parse().unwrap(), &url).send().await.unwrap();
         // Served routes authenticate first: 401, where an unserved one is 404 or 405.

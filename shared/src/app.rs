@@ -7,14 +7,23 @@ use std::time::Duration;
 
 use crate::config::{Backend, Config};
 use crate::domain::KeyService;
-use crate::ports::{BackendError, ConversationStore, KeyWrapper};
+use crate::ports::{BackendError, ConversationStore, FileStore, KeyWrapper};
 
-/// The two ports a backend provides.
-type Backends = (Arc<dyn ConversationStore>, Arc<dyn KeyWrapper>);
+/// The ports a backend provides, and the embedded file server's store.
+struct Backends {
+    store: Arc<dyn ConversationStore>,
+    wrapper: Arc<dyn KeyWrapper>,
+    files: Arc<dyn FileStore>,
+    #[cfg(feature = "embedded")]
+    local_files: Option<Arc<crate::adapters::local_files::LocalFileStore>>,
+}
 
 pub struct App {
     pub config: Config,
     pub keys: KeyService,
+    /// The embedded backend's file store, whose URLs `keysrv server` serves.
+    #[cfg(feature = "embedded")]
+    pub local_files: Option<Arc<crate::adapters::local_files::LocalFileStore>>,
 }
 
 impl App {
@@ -24,19 +33,24 @@ impl App {
     }
 
     pub async fn new(config: Config) -> Result<Self, BackendError> {
-        let (store, wrapper): Backends = match &config.backend {
-            Backend::Embedded { data_dir } => embedded(data_dir)?,
+        let backends = match &config.backend {
+            Backend::Embedded { data_dir } => embedded(data_dir, config.public_url.clone())?,
             Backend::Aws(settings) => aws(settings).await?,
         };
-        let keys = KeyService::new(store, wrapper, config.limits.clone());
-        Ok(Self { config, keys })
+        let keys = KeyService::new(backends.store, backends.wrapper, backends.files, config.limits.clone());
+        Ok(Self {
+            config,
+            keys,
+            #[cfg(feature = "embedded")]
+            local_files: backends.local_files,
+        })
     }
 }
 
-/// SQLite and a local master key file, both in the data directory (created
-/// 0700 if missing).
+/// SQLite, a local master key file and the files, all in the data directory
+/// (created 0700 if missing).
 #[cfg(feature = "embedded")]
-fn embedded(dir: &std::path::Path) -> Result<Backends, BackendError> {
+fn embedded(dir: &std::path::Path, public_url: Option<String>) -> Result<Backends, BackendError> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -44,12 +58,13 @@ fn embedded(dir: &std::path::Path) -> Result<Backends, BackendError> {
         .create(dir)
         .map_err(|e| BackendError::Internal(format!("creating {}: {e}", dir.display())))?;
     let store = crate::adapters::sqlite::SqliteStore::open(&dir.join("keysrv.sqlite3"))?;
-    let wrapper = crate::adapters::local_key_file::LocalKeyFile::open_or_create(&dir.join("master.key"))?;
-    Ok((Arc::new(store), Arc::new(wrapper)))
+    let wrapper = Arc::new(crate::adapters::local_key_file::LocalKeyFile::open_or_create(&dir.join("master.key"))?);
+    let files = Arc::new(crate::adapters::local_files::LocalFileStore::open(dir, Arc::clone(&wrapper), public_url)?);
+    Ok(Backends { store: Arc::new(store), wrapper, files: files.clone(), local_files: Some(files) })
 }
 
 #[cfg(not(feature = "embedded"))]
-fn embedded(_: &std::path::Path) -> Result<Backends, BackendError> {
+fn embedded(_: &std::path::Path, _: Option<String>) -> Result<Backends, BackendError> {
     Err(BackendError::Internal("this build has no embedded backend (feature \"embedded\")".into()))
 }
 
@@ -59,6 +74,7 @@ fn embedded(_: &std::path::Path) -> Result<Backends, BackendError> {
 async fn aws(settings: &crate::config::AwsSettings) -> Result<Backends, BackendError> {
     use crate::adapters::dynamodb::DynamoStore;
     use crate::adapters::kms::KmsWrapper;
+    use crate::adapters::s3::S3FileStore;
     use crate::adapters::secrets_manager::SecretsManagerWrapper;
     use crate::config::Wrapping;
 
@@ -92,7 +108,55 @@ async fn aws(settings: &crate::config::AwsSettings) -> Result<Backends, BackendE
             Arc::new(SecretsManagerWrapper::new(aws_sdk_secretsmanager::Client::new(&sdk), secret_id.clone()))
         }
     };
-    Ok((Arc::new(store), wrapper))
+    let files: Arc<dyn FileStore> = match &settings.files {
+        Some(s3) => {
+            // An emulator is reached by an address, not a bucket subdomain.
+            let client = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(sdk.endpoint_url().is_some()).build();
+            Arc::new(S3FileStore::new(aws_sdk_s3::Client::from_conf(client), s3.bucket.clone(), s3.kms_key_id.clone()))
+        }
+        None => Arc::new(NoFileStore),
+    };
+    Ok(Backends {
+        store: Arc::new(store),
+        wrapper,
+        files,
+        #[cfg(feature = "embedded")]
+        local_files: None,
+    })
+}
+
+/// A deployment without a files bucket: the file routes fail loudly.
+#[cfg(feature = "aws")]
+struct NoFileStore;
+
+#[cfg(feature = "aws")]
+#[async_trait::async_trait]
+impl FileStore for NoFileStore {
+    async fn presign_upload(
+        &self,
+        _: crate::ports::FileObject<'_>,
+        _: Duration,
+    ) -> Result<crate::ports::PresignedRequest, BackendError> {
+        Err(not_configured())
+    }
+
+    async fn presign_download(
+        &self,
+        _: crate::ports::FileObject<'_>,
+        _: Duration,
+    ) -> Result<crate::ports::PresignedRequest, BackendError> {
+        Err(not_configured())
+    }
+
+    async fn delete(&self, keys: &[crate::ids::StorageKey]) -> Result<(), BackendError> {
+        // Without a bucket no file was ever stored.
+        if keys.is_empty() { Ok(()) } else { Err(not_configured()) }
+    }
+}
+
+#[cfg(feature = "aws")]
+fn not_configured() -> BackendError {
+    BackendError::Internal("file storage is not configured (KEYSRV_FILES_BUCKET, KEYSRV_FILES_KMS_KEY_ID)".into())
 }
 
 #[cfg(not(feature = "aws"))]

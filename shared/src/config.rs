@@ -13,6 +13,10 @@ pub struct Config {
     pub caller_claim: String,
     pub limits: Limits,
     pub backend: Backend,
+    /// Embedded backend: the base URL clients reach `keysrv server` at, for
+    /// the file URLs it signs (`KEYSRV_PUBLIC_URL`); by default the address
+    /// it listens on.
+    pub public_url: Option<String>,
 }
 
 /// Where rows and key material live.
@@ -31,6 +35,15 @@ pub struct AwsSettings {
     /// Unwrapped KMS data keys kept per container (0 turns the cache off).
     pub key_cache_entries: usize,
     pub key_cache_ttl: Duration,
+    /// Where file bytes go; without it the file routes answer 500.
+    pub files: Option<S3Files>,
+}
+
+/// The bucket for file bytes and the KMS key of its SSE-KMS encryption.
+#[derive(Clone, Debug)]
+pub struct S3Files {
+    pub bucket: String,
+    pub kms_key_id: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +58,7 @@ impl Default for Config {
             caller_claim: "username".into(),
             limits: Limits::default(),
             backend: Backend::Embedded { data_dir: PathBuf::from(".keysrv") },
+            public_url: None,
         }
     }
 }
@@ -80,6 +94,13 @@ impl Config {
         if c.limits.max_members == 0 {
             return Err(Error::BadRequest("KEYSRV_MAX_MEMBERS must be at least 1".into()));
         }
+        c.limits.max_file_bytes = number("KEYSRV_FILE_MAX_BYTES", c.limits.max_file_bytes)?;
+        let ttl = number("KEYSRV_FILE_URL_TTL_SECS", c.limits.file_url_ttl.as_secs())?;
+        if !(1..=3600).contains(&ttl) {
+            return Err(Error::BadRequest("KEYSRV_FILE_URL_TTL_SECS must be between 1 and 3600".into()));
+        }
+        c.limits.file_url_ttl = Duration::from_secs(ttl);
+        c.public_url = var("KEYSRV_PUBLIC_URL");
         c.backend = match backend {
             "embedded" => Backend::Embedded {
                 data_dir: var("KEYSRV_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| ".keysrv".into()),
@@ -101,6 +122,10 @@ impl Config {
                     wrapping,
                     key_cache_entries: number("KEYSRV_KEY_CACHE_ENTRIES", 10_000)?,
                     key_cache_ttl: Duration::from_secs(number("KEYSRV_KEY_CACHE_TTL_SECS", 300)?),
+                    files: match var("KEYSRV_FILES_BUCKET") {
+                        None => None,
+                        Some(bucket) => Some(S3Files { bucket, kms_key_id: required("KEYSRV_FILES_KMS_KEY_ID")? }),
+                    },
                 })
             }
             other => {

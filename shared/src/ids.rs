@@ -57,23 +57,70 @@ impl fmt::Display for ConversationId {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ObjectId(String);
+/// Ids scoped to a conversation: `<conversation_id>.<random id>`. The prefix
+/// lets a read fetch the row and the caller's membership in one round trip.
+macro_rules! scoped_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
 
-impl ObjectId {
-    pub fn generate(conversation: &ConversationId) -> Result<Self, BackendError> {
-        Ok(Self(format!("{}.{}", conversation, random_id()?)))
+        impl $name {
+            pub fn generate(conversation: &ConversationId) -> Result<Self, BackendError> {
+                Ok(Self(format!("{}.{}", conversation, random_id()?)))
+            }
+
+            pub fn parse(s: &str) -> Result<Self, Error> {
+                match s.split_once('.') {
+                    Some((c, k)) if is_random_id(c) && is_random_id(k) => Ok(Self(s.to_owned())),
+                    _ => Err(Error::NotFound),
+                }
+            }
+
+            pub fn conversation_id(&self) -> ConversationId {
+                ConversationId(self.0[..RANDOM_ID_LEN].to_owned())
+            }
+
+            /// The part after the conversation id.
+            pub fn local_part(&self) -> &str {
+                &self.0[RANDOM_ID_LEN + 1..]
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+scoped_id!(
+    /// Names a key: what travels in the `objectid` attribute of a message.
+    ObjectId
+);
+scoped_id!(
+    /// Names a registered file; it travels only inside sealed messages.
+    FileId
+);
+
+/// The name a file's bytes are stored under (an S3 object key, a file in the
+/// data directory): 128 random bits and nothing else, so storage listings,
+/// access logs and URLs reveal neither JIDs nor conversations.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StorageKey(String);
+
+impl StorageKey {
+    pub fn generate() -> Result<Self, BackendError> {
+        random_id().map(Self)
     }
 
     pub fn parse(s: &str) -> Result<Self, Error> {
-        match s.split_once('.') {
-            Some((c, k)) if is_random_id(c) && is_random_id(k) => Ok(Self(s.to_owned())),
-            _ => Err(Error::NotFound),
-        }
-    }
-
-    pub fn conversation_id(&self) -> ConversationId {
-        ConversationId(self.0[..RANDOM_ID_LEN].to_owned())
+        if is_random_id(s) { Ok(Self(s.to_owned())) } else { Err(Error::NotFound) }
     }
 
     pub fn as_str(&self) -> &str {
@@ -81,7 +128,7 @@ impl ObjectId {
     }
 }
 
-impl fmt::Display for ObjectId {
+impl fmt::Display for StorageKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
@@ -99,6 +146,12 @@ mod tests {
         assert_eq!(ObjectId::parse(o.as_str()).unwrap().conversation_id(), c);
         assert!(o.as_str().len() <= 64);
         assert_ne!(ConversationId::generate().unwrap(), c);
+        let f = FileId::generate(&c).unwrap();
+        assert_eq!(FileId::parse(f.as_str()).unwrap().conversation_id(), c);
+        assert_eq!(f.local_part().len(), 22);
+        let s = StorageKey::generate().unwrap();
+        assert_eq!(StorageKey::parse(s.as_str()).unwrap(), s);
+        assert!(!s.as_str().contains(c.as_str()));
     }
 
     #[test]
@@ -106,6 +159,8 @@ mod tests {
         for bad in ["", "short", "has/slash-000000000000000", "a.b", "%2e%2e"] {
             assert!(matches!(ConversationId::parse(bad), Err(Error::NotFound)));
             assert!(matches!(ObjectId::parse(bad), Err(Error::NotFound)));
+            assert!(matches!(FileId::parse(bad), Err(Error::NotFound)));
+            assert!(matches!(StorageKey::parse(bad), Err(Error::NotFound)));
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod media_type;
 pub mod ports;
 pub mod timestamp;
 

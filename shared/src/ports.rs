@@ -5,11 +5,15 @@
 //! it in one round trip and apply every write atomically (one SQLite
 //! transaction, one DynamoDB `TransactWriteItems`).
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 
 use crate::bare_jid::BareJid;
-use crate::domain::model::{Conversation, DataKey, IdempotencyRecord, Member, StoredKey, WrappedKey};
-use crate::ids::{ConversationId, ObjectId};
+use crate::domain::model::{Conversation, DataKey, IdempotencyRecord, Member, StoredFile, StoredKey, WrappedKey};
+use crate::ids::{ConversationId, FileId, ObjectId, StorageKey};
+use crate::media_type::MediaType;
+use crate::timestamp::Timestamp;
 
 /// Failures of a backend, as the domain needs to tell them apart.
 #[derive(Debug, thiserror::Error)]
@@ -66,9 +70,17 @@ pub trait ConversationStore: Send + Sync {
 
     async fn update(&self, update: ConversationUpdate) -> Result<WriteOutcome, BackendError>;
 
-    /// Deletes the conversation, its members and every key row. Returns
-    /// whether it existed.
-    async fn delete(&self, id: &ConversationId) -> Result<bool, BackendError>;
+    /// Makes the conversation invisible to every read, as the first step of
+    /// its crypto-shred, where a backend cannot delete it in one
+    /// transaction. Marking a missing conversation is not an error.
+    async fn mark_deleting(&self, _id: &ConversationId) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    /// Deletes the conversation, its members, every key row and every file
+    /// row. `None` if it did not exist; otherwise the storage keys of the
+    /// files whose rows went with it, for the caller to delete their bytes.
+    async fn delete(&self, id: &ConversationId) -> Result<Option<Vec<StorageKey>>, BackendError>;
 
     /// The conversation and the given JID's membership, if any.
     async fn conversation_for(
@@ -106,6 +118,27 @@ pub trait ConversationStore: Send + Sync {
 
     async fn idempotency_record(&self, caller: &BareJid, key: &str) -> Result<Option<IdempotencyRecord>, BackendError>;
 
+    /// Registers a file, only if its conversation exists and `uploader` is
+    /// still a member (`Stale` otherwise: removed or shredded meanwhile).
+    async fn add_file(&self, file: StoredFile, uploader: &BareJid) -> Result<WriteOutcome, BackendError>;
+
+    /// A file row and the JID's membership in the file's conversation.
+    async fn file_for(
+        &self,
+        file_id: &FileId,
+        jid: &BareJid,
+    ) -> Result<(Option<StoredFile>, Option<Member>), BackendError>;
+
+    /// A file row of a live conversation, whoever asks (the embedded file
+    /// server checks that a file is still registered while it moves bytes).
+    async fn file(&self, file_id: &FileId) -> Result<Option<StoredFile>, BackendError>;
+
+    /// Every file row of a conversation, even one whose crypto-shred began.
+    async fn files_of(&self, id: &ConversationId) -> Result<Vec<StoredFile>, BackendError>;
+
+    /// Deletes a file row; whether it existed.
+    async fn delete_file(&self, file_id: &FileId) -> Result<bool, BackendError>;
+
     /// Whether `id` is a conversation whose crypto-shred began but did not
     /// finish (invisible to reads), owned by `owner`. Backends that delete in
     /// one transaction never leave one.
@@ -139,4 +172,38 @@ pub trait KeyWrapper: Send + Sync {
     async fn generate(&self, ctx: KeyContext<'_>) -> Result<(DataKey, WrappedKey), BackendError>;
 
     async fn unwrap(&self, ctx: KeyContext<'_>, wrapped: &WrappedKey) -> Result<DataKey, BackendError>;
+}
+
+/// What an upload or download URL is for: the stored bytes and the headers
+/// they travel with.
+#[derive(Clone, Copy, Debug)]
+pub struct FileObject<'a> {
+    pub file_id: &'a FileId,
+    pub storage_key: &'a StorageKey,
+    pub media_type: &'a MediaType,
+    pub size: u64,
+}
+
+/// A presigned request: a URL that works without the API's token, for a
+/// limited time, for exactly one object (and, for uploads, exactly one
+/// length, media type and encryption).
+#[derive(Clone, Debug)]
+pub struct PresignedRequest {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub expires_at: Timestamp,
+}
+
+/// Where file bytes live. The bytes never pass through keysrv's API: the
+/// store issues short-lived URLs that clients use directly.
+#[async_trait]
+pub trait FileStore: Send + Sync {
+    /// A PUT of exactly `object.size` bytes of `object.media_type`, valid for `ttl`.
+    async fn presign_upload(&self, object: FileObject<'_>, ttl: Duration) -> Result<PresignedRequest, BackendError>;
+
+    /// A GET, valid for `ttl`.
+    async fn presign_download(&self, object: FileObject<'_>, ttl: Duration) -> Result<PresignedRequest, BackendError>;
+
+    /// Deletes stored bytes; keys with nothing stored are not an error.
+    async fn delete(&self, keys: &[StorageKey]) -> Result<(), BackendError>;
 }

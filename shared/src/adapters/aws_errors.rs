@@ -26,6 +26,10 @@ const TRANSIENT: &[&str] = &[
     "KeyUnavailableException",
     "DependencyTimeoutException",
     "TransactionInProgressException",
+    // S3
+    "SlowDown",
+    "InternalError",
+    "RequestTimeout",
 ];
 
 pub fn classify<E, R>(what: &str, err: SdkError<E, R>) -> BackendError

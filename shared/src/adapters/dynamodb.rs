@@ -6,6 +6,7 @@
 //! | conversation | `C#<conversation_id>` | `M` (also holds a copy of the current key) |
 //! | member | `C#<conversation_id>` | `M#<bare jid>` |
 //! | key | `C#<conversation_id>` | `K#<key id>` |
+//! | file | `C#<conversation_id>` | `F#<file id>` |
 //! | idempotency record | `I#<caller>` | `I#<Idempotency-Key>` (expires by TTL) |
 //!
 //! Because an objectid carries its conversation id, every read the API needs
@@ -23,7 +24,8 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
 };
 
 use base64::Engine;
@@ -31,8 +33,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::aws_errors::classify;
 use crate::bare_jid::BareJid;
-use crate::domain::model::{Conversation, IdempotencyRecord, Member, StoredKey, WrappedKey};
-use crate::ids::{ConversationId, ObjectId, random_bytes};
+use crate::domain::model::{Conversation, IdempotencyRecord, Member, StoredFile, StoredKey, WrappedKey};
+use crate::ids::{ConversationId, FileId, ObjectId, StorageKey, random_bytes};
+use crate::media_type::MediaType;
 use crate::ports::{BackendError, ConversationStore, ConversationUpdate, NewConversation, WriteOutcome};
 use crate::timestamp::Timestamp;
 
@@ -68,8 +71,11 @@ fn member_sk(jid: &BareJid) -> String {
 }
 
 fn key_sk(objectid: &ObjectId) -> String {
-    // The part after the conversation id.
-    format!("K#{}", &objectid.as_str()[objectid.conversation_id().as_str().len() + 1..])
+    format!("K#{}", objectid.local_part())
+}
+
+fn file_sk(file_id: &FileId) -> String {
+    format!("F#{}", file_id.local_part())
 }
 
 fn key(pk: String, sk: String) -> Item {
@@ -139,6 +145,35 @@ fn key_item(k: &StoredKey) -> Item {
     item.insert("scheme".into(), s(k.wrapped.scheme.clone()));
     item.insert("wrapped".into(), AttributeValue::B(Blob::new(k.wrapped.blob.clone())));
     item
+}
+
+fn file_item(f: &StoredFile) -> Item {
+    let mut item = key(conv_pk(&f.conversation_id), file_sk(&f.file_id));
+    item.insert("storage_key".into(), s(f.storage_key.as_str()));
+    item.insert("uploader".into(), s(f.uploader.as_str()));
+    item.insert("media_type".into(), s(f.media_type.as_str()));
+    item.insert("size".into(), n(f.size));
+    item.insert("seq".into(), n(f.seq));
+    item.insert("history".into(), s(f.history.as_str()));
+    item.insert("created_at".into(), n(f.created_at.millis()));
+    item
+}
+
+fn parse_file(item: &Item) -> Result<StoredFile, BackendError> {
+    let cid = get_s(item, "pk")?.strip_prefix("C#").ok_or_else(|| corrupt("pk"))?;
+    let fid = get_s(item, "sk")?.strip_prefix("F#").ok_or_else(|| corrupt("sk"))?;
+    let file_id = FileId::parse(&format!("{cid}.{fid}")).map_err(|_| corrupt("sk"))?;
+    Ok(StoredFile {
+        conversation_id: file_id.conversation_id(),
+        file_id,
+        storage_key: StorageKey::parse(get_s(item, "storage_key")?).map_err(|_| corrupt("storage_key"))?,
+        uploader: BareJid::from_stored(get_s(item, "uploader")?.to_owned()),
+        media_type: MediaType::from_stored(get_s(item, "media_type")?.to_owned()),
+        size: get_n(item, "size")?,
+        seq: get_n(item, "seq")?,
+        history: get_s(item, "history")?.parse().map_err(|_| corrupt("history"))?,
+        created_at: Timestamp::from_millis(get_n(item, "created_at")?),
+    })
 }
 
 fn idempotency_key(caller: &BareJid, key_value: &str) -> Item {
@@ -437,6 +472,27 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// Marks the conversation `deleting`: from here on every read treats it
+    /// as gone, even if the deletion is interrupted and leaves rows behind.
+    /// The current key's copy goes with the mark. Whether it existed.
+    async fn mark(&self, id: &ConversationId) -> Result<bool, BackendError> {
+        let marked = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(conv_pk(id), META.into())))
+            .update_expression("SET deleting = :t REMOVE cur_wrapped, cur_scheme")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .send()
+            .await;
+        match marked {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => Ok(false),
+            Err(e) => Err(classify("dynamodb:UpdateItem", e)),
+        }
+    }
+
     /// Reads the conversation item and one member item.
     async fn meta_and_member(
         &self,
@@ -576,24 +632,13 @@ impl ConversationStore for DynamoStore {
         }
     }
 
-    async fn delete(&self, id: &ConversationId) -> Result<bool, BackendError> {
-        // Mark first: from here on every read treats the conversation as gone,
-        // even if the deletion below is interrupted and leaves rows behind.
-        let marked = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(conv_pk(id), META.into())))
-            // The current key's copy goes with the mark.
-            .update_expression("SET deleting = :t REMOVE cur_wrapped, cur_scheme")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":t", AttributeValue::Bool(true))
-            .send()
-            .await;
-        match marked {
-            Ok(_) => {}
-            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => return Ok(false),
-            Err(e) => return Err(classify("dynamodb:UpdateItem", e)),
+    async fn mark_deleting(&self, id: &ConversationId) -> Result<(), BackendError> {
+        self.mark(id).await.map(|_| ())
+    }
+
+    async fn delete(&self, id: &ConversationId) -> Result<Option<Vec<StorageKey>>, BackendError> {
+        if !self.mark(id).await? {
+            return Ok(None);
         }
         // Members first: without them no key row is readable, even if the
         // deletion of the keys is interrupted. Then the keys, and the
@@ -604,6 +649,11 @@ impl ConversationStore for DynamoStore {
             .into_iter()
             .filter(|item| get_s(item, "sk").is_ok_and(|sk| sk != META))
             .partition(|item| get_s(item, "sk").is_ok_and(|sk| sk.starts_with("M#")));
+        let files = rest
+            .iter()
+            .filter(|item| get_s(item, "sk").is_ok_and(|sk| sk.starts_with("F#")))
+            .map(|item| parse_file(item).map(|f| f.storage_key))
+            .collect::<Result<Vec<_>, _>>()?;
         let row =
             |item: &Item| Ok::<_, BackendError>(key(get_s(item, "pk")?.to_owned(), get_s(item, "sk")?.to_owned()));
         self.delete_items(members.iter().map(row).collect::<Result<_, _>>()?).await?;
@@ -628,7 +678,7 @@ impl ConversationStore for DynamoStore {
             .send()
             .await
             .map_err(|e| classify("dynamodb:DeleteItem", e))?;
-        Ok(true)
+        Ok(Some(files))
     }
 
     async fn conversation_for(
@@ -750,5 +800,84 @@ impl ConversationStore for DynamoStore {
             .await
             .map_err(|e| classify("dynamodb:GetItem", e))?;
         out.item.map(|item| parse_idempotency(&item, caller, key_value)).transpose()
+    }
+
+    async fn add_file(&self, file: StoredFile, uploader: &BareJid) -> Result<WriteOutcome, BackendError> {
+        let check = |sk: String, condition: &str| -> Result<TransactWriteItem, BackendError> {
+            let c = ConditionCheck::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(conv_pk(&file.conversation_id), sk)))
+                .condition_expression(condition)
+                .build()
+                .map_err(build_err)?;
+            Ok(TransactWriteItem::builder().condition_check(c).build())
+        };
+        let items = vec![
+            check(META.into(), "attribute_exists(pk) AND attribute_not_exists(deleting)")?,
+            check(member_sk(uploader), "attribute_exists(pk)")?,
+            self.put(file_item(&file), Some("attribute_not_exists(pk)"))?,
+        ];
+        match self.transact("dynamodb:TransactWriteItems", items).await? {
+            Ok(()) => Ok(WriteOutcome::Applied),
+            Err(_) => Ok(WriteOutcome::Stale),
+        }
+    }
+
+    async fn file_for(
+        &self,
+        file_id: &FileId,
+        jid: &BareJid,
+    ) -> Result<(Option<StoredFile>, Option<Member>), BackendError> {
+        let pk = conv_pk(&file_id.conversation_id());
+        let items = self
+            .batch_get(vec![key(pk.clone(), file_sk(file_id)), key(pk.clone(), member_sk(jid)), key(pk, META.into())])
+            .await?;
+        let (mut file, mut member, mut live) = (None, None, false);
+        for item in &items {
+            let sk = get_s(item, "sk")?;
+            if sk == META {
+                live = parse_conversation(item)?.is_some();
+            } else if sk.starts_with("M#") {
+                member = Some(parse_member(item)?);
+            } else {
+                file = Some(parse_file(item)?);
+            }
+        }
+        // A conversation being shredded shows nothing.
+        Ok(if live { (file, member) } else { (None, None) })
+    }
+
+    async fn file(&self, file_id: &FileId) -> Result<Option<StoredFile>, BackendError> {
+        let pk = conv_pk(&file_id.conversation_id());
+        let items = self.batch_get(vec![key(pk.clone(), file_sk(file_id)), key(pk, META.into())]).await?;
+        let (mut file, mut live) = (None, false);
+        for item in &items {
+            if get_s(item, "sk")? == META {
+                live = parse_conversation(item)?.is_some();
+            } else {
+                file = Some(parse_file(item)?);
+            }
+        }
+        Ok(file.filter(|_| live))
+    }
+
+    async fn files_of(&self, id: &ConversationId) -> Result<Vec<StoredFile>, BackendError> {
+        self.query_partition(conv_pk(id), Some("F#"), false).await?.iter().map(parse_file).collect()
+    }
+
+    async fn delete_file(&self, file_id: &FileId) -> Result<bool, BackendError> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(conv_pk(&file_id.conversation_id()), file_sk(file_id))))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await;
+        match deleted {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => Ok(false),
+            Err(e) => Err(classify("dynamodb:DeleteItem", e)),
+        }
     }
 }

@@ -25,32 +25,44 @@ pub struct LocalKeyFile {
 impl LocalKeyFile {
     /// Opens the master key at `path`, creating it (mode 0600) on first use.
     pub fn open_or_create(path: &Path) -> Result<Self, BackendError> {
-        let io = |what: &str, e: std::io::Error| BackendError::Internal(format!("{what} {}: {e}", path.display()));
-        let bytes = match fs::read(path) {
-            Ok(b) => Zeroizing::new(b),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key = Zeroizing::new(random_bytes::<32>()?);
-                let mut f = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(path)
-                    .map_err(|e| io("creating master key", e))?;
-                f.write_all(key.as_ref()).and_then(|_| f.sync_all()).map_err(|e| io("writing master key", e))?;
-                Zeroizing::new(key.to_vec())
-            }
-            Err(e) => return Err(io("reading master key", e)),
-        };
-        let mode = fs::metadata(path).map_err(|e| io("inspecting master key", e))?.permissions().mode();
-        if mode & 0o077 != 0 {
-            return Err(BackendError::Internal(format!(
-                "master key {} is readable by others (mode {:o}); chmod 600 it",
-                path.display(),
-                mode & 0o777
-            )));
-        }
+        let bytes = read_or_create_secret(path, "master key")?;
         Ok(Self { key: MasterKey::new(&bytes, SCHEME.into())? })
     }
+
+    /// The master key itself, for the embedded file store's per-file keys.
+    pub(crate) fn master(&self) -> &MasterKey {
+        &self.key
+    }
+}
+
+/// Reads a 32-byte secret from `path`, creating it from the OS CSPRNG (mode
+/// 0600) on first use; refuses one that others may read.
+pub(crate) fn read_or_create_secret(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>, BackendError> {
+    let io = |doing: &str, e: std::io::Error| BackendError::Internal(format!("{doing} {what} {}: {e}", path.display()));
+    let bytes = match fs::read(path) {
+        Ok(b) => Zeroizing::new(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = Zeroizing::new(random_bytes::<32>()?);
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| io("creating", e))?;
+            f.write_all(key.as_ref()).and_then(|_| f.sync_all()).map_err(|e| io("writing", e))?;
+            Zeroizing::new(key.to_vec())
+        }
+        Err(e) => return Err(io("reading", e)),
+    };
+    let mode = fs::metadata(path).map_err(|e| io("inspecting", e))?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(BackendError::Internal(format!(
+            "{what} {} is readable by others (mode {:o}); chmod 600 it",
+            path.display(),
+            mode & 0o777
+        )));
+    }
+    Ok(bytes)
 }
 
 #[async_trait]

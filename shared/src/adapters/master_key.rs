@@ -34,11 +34,19 @@ impl MasterKey {
     }
 
     pub fn seal(&self, ctx: KeyContext<'_>, key: &DataKey) -> Result<WrappedKey, BackendError> {
+        self.seal_with_aad(&ctx.aad(), key)
+    }
+
+    pub fn open(&self, ctx: KeyContext<'_>, wrapped: &WrappedKey) -> Result<DataKey, BackendError> {
+        self.open_with_aad(&ctx.aad(), wrapped)
+    }
+
+    /// Wraps a key bound to `aad`; for keys that are not conversation keys.
+    pub fn seal_with_aad(&self, aad: &[u8], key: &DataKey) -> Result<WrappedKey, BackendError> {
         let nonce_bytes = random_bytes::<NONCE_LEN>()?;
-        let aad = ctx.aad();
         let ct = self
             .cipher
-            .encrypt(&Nonce::from(nonce_bytes), Payload { msg: key.expose(), aad: &aad })
+            .encrypt(&Nonce::from(nonce_bytes), Payload { msg: key.expose(), aad })
             .map_err(|_| BackendError::Internal("AES-GCM seal failed".into()))?;
         let mut blob = Vec::with_capacity(NONCE_LEN + ct.len());
         blob.extend_from_slice(&nonce_bytes);
@@ -46,16 +54,14 @@ impl MasterKey {
         Ok(WrappedKey { scheme: self.scheme.clone(), blob })
     }
 
-    pub fn open(&self, ctx: KeyContext<'_>, wrapped: &WrappedKey) -> Result<DataKey, BackendError> {
+    pub fn open_with_aad(&self, aad: &[u8], wrapped: &WrappedKey) -> Result<DataKey, BackendError> {
         if wrapped.scheme != self.scheme || wrapped.blob.len() <= NONCE_LEN {
             return Err(BackendError::Integrity);
         }
         let (nonce, ct) = wrapped.blob.split_at(NONCE_LEN);
         let nonce = Nonce::try_from(nonce).map_err(|_| BackendError::Integrity)?;
-        let aad = ctx.aad();
-        let plain = Zeroizing::new(
-            self.cipher.decrypt(&nonce, Payload { msg: ct, aad: &aad }).map_err(|_| BackendError::Integrity)?,
-        );
+        let plain =
+            Zeroizing::new(self.cipher.decrypt(&nonce, Payload { msg: ct, aad }).map_err(|_| BackendError::Integrity)?);
         DataKey::from_slice(&plain).ok_or(BackendError::Integrity)
     }
 

@@ -4,6 +4,7 @@
 //! | --- | --- | --- |
 //! | `ConversationStore` | `sqlite` | `dynamodb` |
 //! | `KeyWrapper` | `local_key_file` | `kms`, `secrets_manager` |
+//! | `FileStore` | `local_files` | `s3` |
 
 #[cfg(feature = "aws")]
 mod aws_errors;
@@ -14,8 +15,12 @@ mod key_cache;
 #[cfg(feature = "aws")]
 pub mod kms;
 #[cfg(feature = "embedded")]
+pub mod local_files;
+#[cfg(feature = "embedded")]
 pub mod local_key_file;
 mod master_key;
+#[cfg(feature = "aws")]
+pub mod s3;
 #[cfg(feature = "aws")]
 pub mod secrets_manager;
 #[cfg(feature = "embedded")]

@@ -13,8 +13,9 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::bare_jid::BareJid;
-use crate::domain::model::{Conversation, IdempotencyRecord, Member, StoredKey, WrappedKey};
-use crate::ids::{ConversationId, ObjectId};
+use crate::domain::model::{Conversation, IdempotencyRecord, Member, StoredFile, StoredKey, WrappedKey};
+use crate::ids::{ConversationId, FileId, ObjectId, StorageKey};
+use crate::media_type::MediaType;
 use crate::ports::{BackendError, ConversationStore, ConversationUpdate, NewConversation, WriteOutcome};
 use crate::timestamp::Timestamp;
 
@@ -56,6 +57,18 @@ CREATE TABLE IF NOT EXISTS idempotency (
     PRIMARY KEY (caller, key)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idempotency_by_expiry ON idempotency(expires_at);
+CREATE TABLE IF NOT EXISTS files (
+    file_id         TEXT PRIMARY KEY,
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    storage_key     TEXT NOT NULL UNIQUE,
+    uploader        TEXT NOT NULL,
+    media_type      TEXT NOT NULL,
+    size            INTEGER NOT NULL,
+    seq             INTEGER NOT NULL,
+    history         TEXT NOT NULL,
+    created_at      INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS files_by_conversation ON files(conversation_id);
 "#;
 
 const READERS: usize = 8;
@@ -63,6 +76,8 @@ const READERS: usize = 8;
 const CONVERSATION_COLUMNS: &str = "id, owner, history, created_at, seq, current_objectid, member_count";
 const MEMBER_COLUMNS: &str = "jid, role, joined_at, joined_seq";
 const KEY_COLUMNS: &str = "objectid, conversation_id, seq, history, created_at, scheme, wrapped";
+const FILE_COLUMNS: &str =
+    "file_id, conversation_id, storage_key, uploader, media_type, size, seq, history, created_at";
 
 pub struct SqliteStore {
     inner: Arc<Inner>,
@@ -174,6 +189,26 @@ fn key_row(r: &Row<'_>) -> rusqlite::Result<StoredKey> {
         created_at: Timestamp::from_millis(r.get(4)?),
         wrapped: WrappedKey { scheme: r.get(5)?, blob: r.get(6)? },
     })
+}
+
+fn file_row(r: &Row<'_>) -> rusqlite::Result<StoredFile> {
+    Ok(StoredFile {
+        file_id: parse_col(r, 0, |s| FileId::parse(s).ok())?,
+        conversation_id: parse_col(r, 1, |s| ConversationId::parse(s).ok())?,
+        storage_key: parse_col(r, 2, |s| StorageKey::parse(s).ok())?,
+        uploader: BareJid::from_stored(r.get(3)?),
+        media_type: MediaType::from_stored(r.get(4)?),
+        size: r.get(5)?,
+        seq: r.get(6)?,
+        history: parse_col(r, 7, |s| s.parse().ok())?,
+        created_at: Timestamp::from_millis(r.get(8)?),
+    })
+}
+
+fn select_file(conn: &Connection, file_id: &FileId) -> rusqlite::Result<Option<StoredFile>> {
+    conn.prepare_cached(&format!("SELECT {FILE_COLUMNS} FROM files WHERE file_id = ?1"))?
+        .query_row(params![file_id.as_str()], file_row)
+        .optional()
 }
 
 fn parse_col<T>(r: &Row<'_>, idx: usize, parse: impl FnOnce(&str) -> Option<T>) -> rusqlite::Result<T> {
@@ -336,10 +371,15 @@ impl ConversationStore for SqliteStore {
         .await
     }
 
-    async fn delete(&self, id: &ConversationId) -> Result<bool, BackendError> {
+    async fn delete(&self, id: &ConversationId) -> Result<Option<Vec<StorageKey>>, BackendError> {
         let id = id.clone();
         self.write(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let files = tx
+                .prepare("SELECT storage_key FROM files WHERE conversation_id = ?1")?
+                .query_map(params![id.as_str()], |r| parse_col(r, 0, |s| StorageKey::parse(s).ok()))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            tx.execute("DELETE FROM files WHERE conversation_id = ?1", params![id.as_str()])?;
             tx.execute("DELETE FROM keys WHERE conversation_id = ?1", params![id.as_str()])?;
             tx.execute("DELETE FROM members WHERE conversation_id = ?1", params![id.as_str()])?;
             tx.execute("DELETE FROM idempotency WHERE conversation_id = ?1", params![id.as_str()])?;
@@ -359,7 +399,7 @@ impl ConversationStore for SqliteStore {
                     }
                 }
             }
-            Ok(n > 0)
+            Ok((n > 0).then_some(files))
         })
         .await
     }
@@ -455,5 +495,63 @@ impl ConversationStore for SqliteStore {
 
     async fn idempotency_record(&self, caller: &BareJid, key: &str) -> Result<Option<IdempotencyRecord>, BackendError> {
         self.read(|conn| select_idempotency(conn, caller, key))
+    }
+
+    async fn add_file(&self, file: StoredFile, uploader: &BareJid) -> Result<WriteOutcome, BackendError> {
+        let uploader = uploader.clone();
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let f = &file;
+            if select_member(&tx, f.conversation_id.as_str(), uploader.as_str())?.is_none() {
+                return Ok(WriteOutcome::Stale);
+            }
+            tx.execute(
+                &format!("INSERT INTO files ({FILE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+                params![
+                    f.file_id.as_str(),
+                    f.conversation_id.as_str(),
+                    f.storage_key.as_str(),
+                    f.uploader.as_str(),
+                    f.media_type.as_str(),
+                    f.size,
+                    f.seq,
+                    f.history.as_str(),
+                    f.created_at.millis()
+                ],
+            )?;
+            tx.commit()?;
+            Ok(WriteOutcome::Applied)
+        })
+        .await
+    }
+
+    async fn file_for(
+        &self,
+        file_id: &FileId,
+        jid: &BareJid,
+    ) -> Result<(Option<StoredFile>, Option<Member>), BackendError> {
+        self.read(|conn| {
+            let file = select_file(conn, file_id)?;
+            let member = select_member(conn, file_id.conversation_id().as_str(), jid.as_str())?;
+            Ok((file, member))
+        })
+    }
+
+    async fn file(&self, file_id: &FileId) -> Result<Option<StoredFile>, BackendError> {
+        self.read(|conn| select_file(conn, file_id))
+    }
+
+    async fn files_of(&self, id: &ConversationId) -> Result<Vec<StoredFile>, BackendError> {
+        self.read(|conn| {
+            conn.prepare_cached(&format!("SELECT {FILE_COLUMNS} FROM files WHERE conversation_id = ?1"))?
+                .query_map(params![id.as_str()], file_row)?
+                .collect()
+        })
+    }
+
+    async fn delete_file(&self, file_id: &FileId) -> Result<bool, BackendError> {
+        let file_id = file_id.clone();
+        self.write(move |conn| Ok(conn.execute("DELETE FROM files WHERE file_id = ?1", params![file_id.as_str()])? > 0))
+            .await
     }
 }

@@ -3,14 +3,34 @@
 
 use crate::error::{Error, Result};
 
-use super::model::{History, Member, Role, StoredKey};
+use super::model::{History, Member, Role, StoredFile, StoredKey};
 
-/// May this member read this key? Membership is checked by the caller of this
-/// function: a removed member has no `Member` at all.
-pub fn may_read_key(member: &Member, key: &StoredKey) -> bool {
-    match key.history {
+/// May this member read what was created at `seq` under `history`?
+/// Membership is checked by the caller of this function: a removed member
+/// has no `Member` at all.
+fn may_read(member: &Member, history: History, seq: u64) -> bool {
+    match history {
         History::Shared => true,
-        History::SinceJoin => key.seq >= member.joined_seq,
+        History::SinceJoin => seq >= member.joined_seq,
+    }
+}
+
+pub fn may_read_key(member: &Member, key: &StoredKey) -> bool {
+    may_read(member, key.history, key.seq)
+}
+
+/// Files follow the history rules of keys: under `since_join` a member sees
+/// only files registered since it joined.
+pub fn may_read_file(member: &Member, file: &StoredFile) -> bool {
+    may_read(member, file.history, file.seq)
+}
+
+/// The uploader, the owner and admins delete a file.
+pub fn check_delete_file(actor: &Member, file: &StoredFile) -> Result<()> {
+    if actor.jid == file.uploader || actor.role.manages_members() {
+        Ok(())
+    } else {
+        Err(Error::Forbidden("only the uploader, the owner and admins delete a file".into()))
     }
 }
 

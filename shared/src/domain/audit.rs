@@ -1,6 +1,7 @@
 //! Audit events: one structured log event per key release or denial and per
 //! membership or lifecycle change, under the `audit` target. They name the
-//! caller, the conversation and the objectid, never key material.
+//! caller, the conversation and the objectid (or file id), never key material
+//! or URLs.
 
 use crate::bare_jid::BareJid;
 
@@ -28,6 +29,18 @@ pub fn key_event(action: &str, caller: &BareJid, conversation: &str, objectid: &
         caller = caller.as_str(),
         conversation,
         objectid,
+        outcome = outcome.as_str(),
+    );
+}
+
+/// A file grant (upload or download URL issued, or refused) or deletion.
+pub fn file_event(action: &str, caller: &BareJid, conversation: &str, file_id: &str, outcome: Outcome) {
+    tracing::info!(
+        target: "audit",
+        action,
+        caller = caller.as_str(),
+        conversation,
+        file_id,
         outcome = outcome.as_str(),
     );
 }

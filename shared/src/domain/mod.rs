@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod audit;
+mod files;
 pub mod model;
 pub mod service;
 

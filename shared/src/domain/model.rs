@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::bare_jid::BareJid;
-use crate::ids::{ConversationId, ObjectId};
+use crate::ids::{ConversationId, FileId, ObjectId, StorageKey};
+use crate::media_type::MediaType;
 use crate::timestamp::Timestamp;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,4 +181,32 @@ pub struct IdempotencyRecord {
 pub struct ConversationView {
     pub conversation: Conversation,
     pub members: Vec<Member>,
+}
+
+/// A registered file: who uploaded what into which conversation, and where
+/// its bytes are stored. `seq` is the conversation's `seq` at registration,
+/// so the history rules that decide which keys a member reads decide which
+/// files it reads too.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredFile {
+    pub file_id: FileId,
+    pub conversation_id: ConversationId,
+    pub storage_key: StorageKey,
+    pub uploader: BareJid,
+    pub media_type: MediaType,
+    pub size: u64,
+    pub seq: u64,
+    pub history: History,
+    pub created_at: Timestamp,
+}
+
+/// A short-lived grant to upload or download a file's bytes, straight to or
+/// from storage. The uploader must send exactly `headers`.
+#[derive(Clone, Debug)]
+pub struct FileGrant {
+    pub file: StoredFile,
+    pub method: &'static str,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub expires_at: Timestamp,
 }

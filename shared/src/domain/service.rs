@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
@@ -11,7 +12,8 @@ use crate::bare_jid::BareJid;
 use crate::error::{Error, Result};
 use crate::ids::{ConversationId, ObjectId};
 use crate::ports::{
-    BackendError, ConversationStore, ConversationUpdate, KeyContext, KeyWrapper, NewConversation, WriteOutcome,
+    BackendError, ConversationStore, ConversationUpdate, FileStore, KeyContext, KeyWrapper, NewConversation,
+    WriteOutcome,
 };
 use crate::timestamp::Timestamp;
 
@@ -31,11 +33,21 @@ pub struct Limits {
     pub max_batch: usize,
     /// How long an `Idempotency-Key` is remembered.
     pub idempotency_ttl_secs: i64,
+    /// The largest file a member may register, in bytes.
+    pub max_file_bytes: u64,
+    /// How long upload and download URLs stay valid.
+    pub file_url_ttl: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_members: 1024, max_batch: 100, idempotency_ttl_secs: 24 * 3600 }
+        Self {
+            max_members: 1024,
+            max_batch: 100,
+            idempotency_ttl_secs: 24 * 3600,
+            max_file_bytes: 100 * 1024 * 1024,
+            file_url_ttl: Duration::from_secs(300),
+        }
     }
 }
 
@@ -50,15 +62,22 @@ async fn back_off(attempt: usize) {
     tokio::time::sleep(std::time::Duration::from_micros(u64::from(jitter) * cap_ms * 1000 / 65_536)).await;
 }
 
+/// The use cases of conversations, keys and (in `files.rs`) files.
 pub struct KeyService {
-    store: Arc<dyn ConversationStore>,
+    pub(super) store: Arc<dyn ConversationStore>,
     wrapper: Arc<dyn KeyWrapper>,
-    limits: Limits,
+    pub(super) files: Arc<dyn FileStore>,
+    pub(super) limits: Limits,
 }
 
 impl KeyService {
-    pub fn new(store: Arc<dyn ConversationStore>, wrapper: Arc<dyn KeyWrapper>, limits: Limits) -> Self {
-        Self { store, wrapper, limits }
+    pub fn new(
+        store: Arc<dyn ConversationStore>,
+        wrapper: Arc<dyn KeyWrapper>,
+        files: Arc<dyn FileStore>,
+        limits: Limits,
+    ) -> Self {
+        Self { store, wrapper, files, limits }
     }
 
     pub fn limits(&self) -> &Limits {
@@ -333,9 +352,9 @@ impl KeyService {
     }
 
     /// Crypto-shredding: every row of the conversation is deleted, so every
-    /// objectid it ever had is unknown from now on. A deletion that was
-    /// interrupted (the conversation is already invisible) is finished when
-    /// its owner asks again.
+    /// objectid it ever had is unknown from now on, and so are the stored
+    /// bytes of its files. A deletion that was interrupted (the conversation
+    /// is already invisible) is finished when its owner asks again.
     pub async fn delete_conversation(&self, caller: &BareJid, id: &str) -> Result<()> {
         let id = ConversationId::parse(id)?;
         match self.load_member("delete_conversation", caller, &id).await {
@@ -345,8 +364,18 @@ impl KeyService {
             Err(Error::NotFound) if self.store.deletion_pending(&id, caller).await? => {}
             Err(e) => return Err(e),
         }
-        if !self.store.delete(&id).await? {
+        // Invisible first; then the bytes go before the rows, so an
+        // interruption leaves rows that the owner's retry finds again; then
+        // the bytes of any file registered while this ran.
+        self.store.mark_deleting(&id).await?;
+        let before: Vec<_> = self.store.files_of(&id).await?.into_iter().map(|f| f.storage_key).collect();
+        self.files.delete(&before).await?;
+        let Some(after) = self.store.delete(&id).await? else {
             return Err(Error::NotFound);
+        };
+        let late: Vec<_> = after.into_iter().filter(|k| !before.contains(k)).collect();
+        if !late.is_empty() {
+            self.files.delete(&late).await?;
         }
         audit::change_event("delete_conversation", caller, id.as_str(), None, Outcome::Applied);
         Ok(())

@@ -5,7 +5,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::domain::model::{ConversationView, History, Member, ReleasedKey, Role};
+use crate::domain::model::{ConversationView, FileGrant, History, Member, ReleasedKey, Role};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,6 +19,13 @@ pub struct CreateConversationRequest {
 #[serde(deny_unknown_fields)]
 pub struct BatchGetKeysRequest {
     pub objectids: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateFileRequest {
+    pub content_type: String,
+    pub size: u64,
 }
 
 #[derive(Deserialize)]
@@ -101,4 +108,47 @@ pub struct BatchKeys {
 #[derive(Serialize)]
 pub struct CurrentObjectId {
     pub current_objectid: String,
+}
+
+/// A presigned request: send exactly `headers` (uploads), no API token.
+#[derive(Serialize)]
+pub struct PresignedObject {
+    pub method: &'static str,
+    pub url: String,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
+/// A file and a grant to upload (`upload`) or download (`download`) it.
+#[derive(Serialize)]
+pub struct FileObject {
+    pub file_id: String,
+    pub conversation_id: String,
+    pub content_type: String,
+    pub size: u64,
+    pub uploader: String,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upload: Option<PresignedObject>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub download: Option<PresignedObject>,
+    pub expires_at: String,
+}
+
+impl From<FileGrant> for FileObject {
+    fn from(g: FileGrant) -> Self {
+        let presigned = PresignedObject { method: g.method, url: g.url, headers: g.headers.into_iter().collect() };
+        let (upload, download) = if g.method == "PUT" { (Some(presigned), None) } else { (None, Some(presigned)) };
+        Self {
+            file_id: g.file.file_id.to_string(),
+            conversation_id: g.file.conversation_id.to_string(),
+            content_type: g.file.media_type.to_string(),
+            size: g.file.size,
+            uploader: g.file.uploader.to_string(),
+            created_at: g.file.created_at.to_rfc3339(),
+            upload,
+            download,
+            expires_at: g.expires_at.to_rfc3339(),
+        }
+    }
 }

@@ -10,8 +10,8 @@ use crate::bare_jid::BareJid;
 use crate::error::Result;
 
 use super::dto::{
-    BatchGetKeysRequest, BatchKeys, ConversationObject, CreateConversationRequest, CreatedConversation,
-    CurrentObjectId, KeyObject, MemberObject, PutMemberRequest,
+    BatchGetKeysRequest, BatchKeys, ConversationObject, CreateConversationRequest, CreateFileRequest,
+    CreatedConversation, CurrentObjectId, FileObject, KeyObject, MemberObject, PutMemberRequest,
 };
 use super::problem;
 use super::request::ApiRequest;
@@ -29,6 +29,9 @@ pub async fn handle(app: &App, route: Route, req: ApiRequest) -> Response<Bytes>
         Route::BatchGetKeys => batch_get_keys(app, req).await,
         Route::PutMember => put_member(app, req).await,
         Route::DeleteMember => delete_member(app, req).await,
+        Route::CreateFile => create_file(app, req).await,
+        Route::GetFile => get_file(app, req).await,
+        Route::DeleteFile => delete_file(app, req).await,
     };
     result.unwrap_or_else(|e| problem::from_error(&e))
 }
@@ -92,6 +95,25 @@ async fn delete_member(app: &App, req: ApiRequest) -> Result<Response<Bytes>> {
     let target = BareJid::parse(req.param("jid")?)?;
     let objectid = app.keys.remove_member(&caller, req.param("conversation_id")?, &target).await?;
     Ok(json(StatusCode::OK, &CurrentObjectId { current_objectid: objectid.to_string() }))
+}
+
+async fn create_file(app: &App, req: ApiRequest) -> Result<Response<Bytes>> {
+    let caller = req.claims.caller(&app.config.caller_claim)?;
+    let body: CreateFileRequest = req.json()?;
+    let grant = app.keys.create_file(&caller, req.param("conversation_id")?, &body.content_type, body.size).await?;
+    Ok(json(StatusCode::CREATED, &FileObject::from(grant)))
+}
+
+async fn get_file(app: &App, req: ApiRequest) -> Result<Response<Bytes>> {
+    let caller = req.claims.caller(&app.config.caller_claim)?;
+    let grant = app.keys.file(&caller, req.param("file_id")?).await?;
+    Ok(json(StatusCode::OK, &FileObject::from(grant)))
+}
+
+async fn delete_file(app: &App, req: ApiRequest) -> Result<Response<Bytes>> {
+    let caller = req.claims.caller(&app.config.caller_claim)?;
+    app.keys.delete_file(&caller, req.param("file_id")?).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
 }
 
 /// Every response is `no-store`: most carry keys, and the rest describe who

@@ -15,10 +15,13 @@ pub enum Route {
     BatchGetKeys,
     PutMember,
     DeleteMember,
+    CreateFile,
+    GetFile,
+    DeleteFile,
 }
 
 impl Route {
-    pub const ALL: [Route; 9] = [
+    pub const ALL: [Route; 12] = [
         Route::CreateConversation,
         Route::GetConversation,
         Route::DeleteConversation,
@@ -28,14 +31,17 @@ impl Route {
         Route::BatchGetKeys,
         Route::PutMember,
         Route::DeleteMember,
+        Route::CreateFile,
+        Route::GetFile,
+        Route::DeleteFile,
     ];
 
     pub fn method(self) -> Method {
         match self {
-            Route::CreateConversation | Route::RotateKey | Route::BatchGetKeys => Method::POST,
-            Route::GetConversation | Route::GetCurrentKey | Route::GetKey => Method::GET,
+            Route::CreateConversation | Route::RotateKey | Route::BatchGetKeys | Route::CreateFile => Method::POST,
+            Route::GetConversation | Route::GetCurrentKey | Route::GetKey | Route::GetFile => Method::GET,
             Route::PutMember => Method::PUT,
-            Route::DeleteConversation | Route::DeleteMember => Method::DELETE,
+            Route::DeleteConversation | Route::DeleteMember | Route::DeleteFile => Method::DELETE,
         }
     }
 
@@ -49,6 +55,8 @@ impl Route {
             Route::GetKey => "/v1/keys/{objectid}",
             Route::BatchGetKeys => "/v1/keys/batch",
             Route::PutMember | Route::DeleteMember => "/v1/conversations/{conversation_id}/members/{jid}",
+            Route::CreateFile => "/v1/conversations/{conversation_id}/files",
+            Route::GetFile | Route::DeleteFile => "/v1/files/{file_id}",
         }
     }
 
@@ -64,6 +72,9 @@ impl Route {
             Route::BatchGetKeys => "batch_get_keys",
             Route::PutMember => "put_member",
             Route::DeleteMember => "delete_member",
+            Route::CreateFile => "create_file",
+            Route::GetFile => "get_file",
+            Route::DeleteFile => "delete_file",
         }
     }
 

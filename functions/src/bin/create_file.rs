@@ -1,0 +1,8 @@
+//! Lambda entrypoint for the `create_file` route.
+
+use keysrv_shared::http::Route;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    keysrv_functions::run(Route::CreateFile).await
+}

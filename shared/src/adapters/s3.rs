@@ -1,0 +1,113 @@
+//! The file store on S3: presigned PUT and GET URLs, straight to a bucket
+//! whose objects are encrypted with SSE-KMS under the project's key.
+//!
+//! An upload URL signs the object key, `Content-Type`, `Content-Length` and
+//! both SSE-KMS headers (`x-amz-server-side-encryption: aws:kms` and the key
+//! id), so S3 refuses an upload of another size, type or encryption; the
+//! bucket policy refuses any PutObject without them as well. The URLs are
+//! signed with the function's own (temporary) credentials: a URL stops
+//! working when either it or those credentials expire.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier, ServerSideEncryption};
+
+use super::aws_errors::classify;
+use crate::ids::StorageKey;
+use crate::ports::{BackendError, FileObject, FileStore, PresignedRequest};
+use crate::timestamp::Timestamp;
+
+/// S3's limit of keys per `DeleteObjects`.
+const MAX_DELETE: usize = 1000;
+
+pub struct S3FileStore {
+    client: Client,
+    bucket: String,
+    kms_key_id: String,
+}
+
+impl S3FileStore {
+    pub fn new(client: Client, bucket: String, kms_key_id: String) -> Self {
+        Self { client, bucket, kms_key_id }
+    }
+}
+
+fn presigning(ttl: Duration) -> Result<(PresigningConfig, Timestamp), BackendError> {
+    let config = PresigningConfig::expires_in(ttl).map_err(|e| BackendError::Internal(format!("presigning: {e}")))?;
+    Ok((config, Timestamp::now().plus_secs(ttl.as_secs() as i64)))
+}
+
+fn presign_error(e: impl std::fmt::Display) -> BackendError {
+    BackendError::Internal(format!("s3 presigning: {e}"))
+}
+
+#[async_trait]
+impl FileStore for S3FileStore {
+    async fn presign_upload(&self, object: FileObject<'_>, ttl: Duration) -> Result<PresignedRequest, BackendError> {
+        let (config, expires_at) = presigning(ttl)?;
+        let size = i64::try_from(object.size).map_err(|_| BackendError::Internal("file size".into()))?;
+        let req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(object.storage_key.as_str())
+            .content_type(object.media_type.as_str())
+            .content_length(size)
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .ssekms_key_id(&self.kms_key_id)
+            .presigned(config)
+            .await
+            .map_err(presign_error)?;
+        let headers = req.headers().map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned())).collect();
+        Ok(PresignedRequest { url: req.uri().to_owned(), headers, expires_at })
+    }
+
+    async fn presign_download(&self, object: FileObject<'_>, ttl: Duration) -> Result<PresignedRequest, BackendError> {
+        let (config, expires_at) = presigning(ttl)?;
+        let req = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(object.storage_key.as_str())
+            .presigned(config)
+            .await
+            .map_err(presign_error)?;
+        let headers = req.headers().map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned())).collect();
+        Ok(PresignedRequest { url: req.uri().to_owned(), headers, expires_at })
+    }
+
+    async fn delete(&self, keys: &[StorageKey]) -> Result<(), BackendError> {
+        for chunk in keys.chunks(MAX_DELETE) {
+            let objects = chunk
+                .iter()
+                .map(|k| ObjectIdentifier::builder().key(k.as_str()).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| BackendError::Internal(format!("s3 request: {e}")))?;
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|e| BackendError::Internal(format!("s3 request: {e}")))?;
+            let out = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| classify("s3:DeleteObjects", e))?;
+            // Per-key failures come back in a 200; a crypto-shred must not
+            // report success while bytes remain.
+            if let Some(err) = out.errors.unwrap_or_default().first() {
+                return Err(BackendError::Unavailable {
+                    reason: format!("s3:DeleteObjects: {}", err.code.as_deref().unwrap_or("error")),
+                    retry_after_secs: 1,
+                });
+            }
+        }
+        Ok(())
+    }
+}
