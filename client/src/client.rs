@@ -145,7 +145,7 @@ struct KeyWire {
     created_at: String,
 }
 
-fn timestamp(field: &str, s: &str) -> Result<OffsetDateTime, Error> {
+pub(crate) fn timestamp(field: &str, s: &str) -> Result<OffsetDateTime, Error> {
     OffsetDateTime::parse(s, &Rfc3339).map_err(|_| Error::Protocol(format!("{field} {s:?} is not RFC 3339")))
 }
 
@@ -214,11 +214,15 @@ pub struct ClientBuilder {
     cache_capacity: usize,
     cache_ttl: Option<Duration>,
     timeout: Duration,
+    transfer_timeout: Duration,
 }
 
 impl ClientBuilder {
     /// Use this HTTP client (its TLS, proxy and pool settings) instead of
-    /// one built here; `timeout` is then ignored.
+    /// one built here; `timeout` then applies only to the idle time of file
+    /// downloads, and API requests take the client's own timeouts. It must
+    /// not add an `Authorization` header by default: upload and download
+    /// URLs are capabilities, and object storage rejects a foreign one.
     pub fn http_client(mut self, http: reqwest::Client) -> Self {
         self.http = Some(http);
         self
@@ -239,9 +243,17 @@ impl ClientBuilder {
         self
     }
 
-    /// Timeout of each request. Default 30 s.
+    /// Timeout of each API request, and the longest a file download may
+    /// stall between two pieces. Default 30 s.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Timeout of a whole file upload or download (the bytes, not the API
+    /// request that grants it). Default 1 hour.
+    pub fn transfer_timeout(mut self, timeout: Duration) -> Self {
+        self.transfer_timeout = timeout;
         self
     }
 
@@ -251,14 +263,18 @@ impl ClientBuilder {
         if base.cannot_be_a_base() || !matches!(base.scheme(), "http" | "https") {
             return Err(Error::Config(format!("base URL {:?} is not an http(s) URL", self.base_url)));
         }
-        let http = match self.http {
-            Some(h) => h,
-            None => reqwest::Client::builder()
-                .timeout(self.timeout)
-                .connect_timeout(self.timeout.min(Duration::from_secs(10)))
-                .user_agent(concat!("keysrv-client/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(|e| Error::Config(format!("HTTP client: {e}")))?,
+        // The timeout is set per request, not on the client: a file transfer
+        // may rightly take far longer than an API call.
+        let (http, api_timeout) = match self.http {
+            Some(h) => (h, None),
+            None => (
+                reqwest::Client::builder()
+                    .connect_timeout(self.timeout.min(Duration::from_secs(10)))
+                    .user_agent(concat!("keysrv-client/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(|e| Error::Config(format!("HTTP client: {e}")))?,
+                Some(self.timeout),
+            ),
         };
         Ok(Client {
             inner: Arc::new(Inner {
@@ -266,6 +282,9 @@ impl ClientBuilder {
                 base,
                 tokens: self.tokens,
                 cache: Mutex::new(KeyCache::new(self.cache_capacity, self.cache_ttl)),
+                api_timeout,
+                idle_timeout: self.timeout,
+                transfer_timeout: self.transfer_timeout,
             }),
         })
     }
@@ -276,6 +295,10 @@ struct Inner {
     base: Url,
     tokens: Arc<dyn TokenProvider>,
     cache: Mutex<KeyCache>,
+    /// None when the caller brought its own HTTP client (and timeouts).
+    api_timeout: Option<Duration>,
+    idle_timeout: Duration,
+    transfer_timeout: Duration,
 }
 
 /// A keysrv v1 API client with an in-memory key cache. Cheap to clone; the
@@ -302,6 +325,7 @@ impl Client {
             cache_capacity: 4096,
             cache_ttl: Some(Duration::from_secs(15 * 60)),
             timeout: Duration::from_secs(30),
+            transfer_timeout: Duration::from_secs(60 * 60),
         }
     }
 
@@ -312,6 +336,21 @@ impl Client {
 
     fn cache(&self) -> MutexGuard<'_, KeyCache> {
         self.inner.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The HTTP client, for requests to upload and download URLs (which
+    /// carry no token).
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// How long a download may stall between two pieces.
+    pub(crate) fn idle_timeout(&self) -> Duration {
+        self.inner.idle_timeout
+    }
+
+    pub(crate) fn transfer_timeout(&self) -> Duration {
+        self.inner.transfer_timeout
     }
 
     fn url(&self, segments: &[&str]) -> Result<Url, Error> {
@@ -325,7 +364,7 @@ impl Client {
 
     /// Sends one request (retried once after a 401 if the token provider
     /// refreshed) and returns the body of a 2xx response.
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         segments: &[&str],
@@ -345,6 +384,9 @@ impl Client {
                 .request(method.clone(), url.clone())
                 .header(AUTHORIZATION, auth)
                 .header(ACCEPT, "application/json, application/problem+json");
+            if let Some(t) = self.inner.api_timeout {
+                req = req.timeout(t);
+            }
             if let Some(b) = body {
                 req = req.json(b);
             }
@@ -378,7 +420,7 @@ impl Client {
         }
     }
 
-    async fn call_json<T: DeserializeOwned>(
+    pub(crate) async fn call_json<T: DeserializeOwned>(
         &self,
         method: Method,
         segments: &[&str],
@@ -560,6 +602,24 @@ impl Client {
         Ok(key.open_element(&sender, &recipient, element)?)
     }
 
+    /// Opens many received messages — a page of archive results, a backlog
+    /// of offline messages — fetching the keys they lack first with one
+    /// `POST /v1/keys/batch` per 100 (PROTOCOL 9.5). One result per message,
+    /// in order: a message whose key the caller may not read is `NotFound`,
+    /// one that does not open is its wire error, and neither stops the rest.
+    pub async fn open_messages(&self, messages: &[ReceivedMessage]) -> Result<Vec<Result<Envelope, Error>>, Error> {
+        let wanted: Vec<&str> =
+            messages.iter().filter_map(|m| m.encrypted.as_ref()).map(|e| e.objectid.as_str()).collect();
+        let missing: HashSet<String> = self.keys_batch(wanted).await?.missing.into_iter().collect();
+        let mut out = Vec::with_capacity(messages.len());
+        for m in messages {
+            let unreadable = m.encrypted.as_ref().is_some_and(|e| missing.contains(&e.objectid));
+            // Every readable key is cached now: no further requests.
+            out.push(if unreadable { Err(Error::NotFound(batch_missing())) } else { self.open_message(m).await });
+        }
+        Ok(out)
+    }
+
     /// The cached key named `objectid`, without any request.
     pub fn cached_key(&self, objectid: &str) -> Option<KeyObject> {
         self.cache().get(objectid, Instant::now())
@@ -583,5 +643,16 @@ impl Client {
     /// How many keys the cache holds.
     pub fn cached_keys(&self) -> usize {
         self.cache().len()
+    }
+}
+
+/// What keysrv's batch answer means for an id in `missing`: the 404 a single
+/// request for it would get.
+fn batch_missing() -> crate::error::Problem {
+    crate::error::Problem {
+        kind: "urn:keysrv:problem:not-found".into(),
+        title: "Not Found".into(),
+        status: 404,
+        detail: "the key is unknown or not readable by you (from a batch answer)".into(),
     }
 }

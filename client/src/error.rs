@@ -111,6 +111,19 @@ pub enum Error {
     /// Sealing or opening failed.
     #[error(transparent)]
     Wire(#[from] WireError),
+    /// A downloaded file's SHA-256 is not the one its reference names (both
+    /// padded standard base64): the bytes are not the file that was shared.
+    /// Discard them (anything already written by a streaming download too).
+    #[error("the file's SHA-256 is {actual}, but its reference says {expected}: discard it")]
+    HashMismatch { expected: String, actual: String },
+    /// A file's size is not the one expected (the reference's, or the one
+    /// registered with keysrv); for a download, `actual` counts the bytes
+    /// received up to the point the difference was seen. Discard the bytes.
+    #[error("the file has {actual} bytes, but {expected} were expected")]
+    SizeMismatch { expected: u64, actual: u64 },
+    /// Reading the data to upload, or writing a download, failed locally.
+    #[error("I/O: {0}")]
+    Io(#[source] std::io::Error),
 }
 
 impl Error {
@@ -151,6 +164,45 @@ impl Error {
             500..=599 => Self::Server(problem),
             _ => Self::Protocol(format!("unexpected status: {problem}")),
         }
+    }
+
+    /// The error for a non-success response of an upload or download URL:
+    /// object storage (S3 answers XML), or the embedded server (problem+json).
+    /// A 404 here is the file being gone, not a wrong base URL; a 403 is
+    /// usually an expired URL (ask keysrv for a fresh one).
+    pub(crate) fn from_storage_response(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Self {
+        let problem = match Problem::from_response(status, body) {
+            (p, true) => p,
+            // Never the raw body: S3's signature errors echo the canonical
+            // request, security token included.
+            (mut p, false) => {
+                p.detail = s3_error(body).unwrap_or_default();
+                p
+            }
+        };
+        match status.as_u16() {
+            400 | 411 | 413 => Self::BadRequest(problem),
+            401 | 403 => Self::Forbidden(problem),
+            404 => Self::NotFound(problem),
+            409 | 412 => Self::Conflict(problem),
+            429 | 502 | 503 | 504 => Self::RetryLater { retry_after: retry_after(headers), problem },
+            500..=599 => Self::Server(problem),
+            _ => Self::Protocol(format!("unexpected status from the file storage: {problem}")),
+        }
+    }
+}
+
+/// `Code: Message` of an S3 `<Error>` document, each cut short.
+fn s3_error(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let field = |name: &str| -> Option<String> {
+        let start = text.find(&format!("<{name}>"))? + name.len() + 2;
+        let len = text[start..].find(&format!("</{name}>"))?;
+        Some(text[start..start + len].chars().take(200).collect())
+    };
+    match (field("Code"), field("Message")) {
+        (Some(c), Some(m)) => Some(format!("{c}: {m}")),
+        (c, m) => c.or(m),
     }
 }
 
@@ -197,6 +249,27 @@ mod tests {
     fn a_404_that_is_not_keysrvs_is_a_protocol_error() {
         let e = Error::from_response(StatusCode::NOT_FOUND, &HeaderMap::new(), br#"{"message":"Not Found"}"#);
         assert!(matches!(e, Error::Protocol(_)), "{e:?}");
+    }
+
+    #[test]
+    fn storage_errors_keep_only_what_is_safe_to_show() {
+        let h = HeaderMap::new();
+        let xml = b"<?xml version=\"1.0\"?><Error><Code>SignatureDoesNotMatch</Code><Message>The request \
+                    signature we calculated does not match</Message><CanonicalRequest>PUT /b/k \
+                    X-Amz-Security-Token=SECRET</CanonicalRequest></Error>";
+        let e = Error::from_storage_response(StatusCode::FORBIDDEN, &h, xml);
+        let Error::Forbidden(p) = &e else { panic!("{e:?}") };
+        assert_eq!(p.detail, "SignatureDoesNotMatch: The request signature we calculated does not match");
+        assert!(!e.to_string().contains("SECRET"), "{e}");
+        let e = Error::from_storage_response(StatusCode::NOT_FOUND, &h, b"<html>gone</html>");
+        assert!(matches!(&e, Error::NotFound(p) if p.detail.is_empty()), "{e:?}");
+        let e = Error::from_storage_response(StatusCode::NOT_FOUND, &h, &problem_body(404));
+        assert!(matches!(&e, Error::NotFound(p) if p.detail == "d"), "{e:?}");
+        assert!(matches!(
+            Error::from_storage_response(StatusCode::SERVICE_UNAVAILABLE, &h, b""),
+            Error::RetryLater { .. }
+        ));
+        assert!(matches!(Error::from_storage_response(StatusCode::PAYLOAD_TOO_LARGE, &h, b""), Error::BadRequest(_)));
     }
 
     #[test]

@@ -13,6 +13,11 @@
 //! - [`stanza`]: the `<message/>` children to send (with the XEP-0380
 //!   marker, fallback body and store hint) and the parsing of received
 //!   messages, carbons and MAM results.
+//! - Files: [`Client::upload_file`] registers a file with keysrv and uploads
+//!   it to the URL keysrv grants, returning the [`FileRef`] to seal into a
+//!   message; [`Client::download_file`] fetches and checks it (size and
+//!   SHA-256). Streaming variants read from an `AsyncRead` and write to an
+//!   `AsyncWrite`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), keysrv_client::Error> {
@@ -36,6 +41,7 @@ mod cache;
 mod client;
 pub mod envelope;
 mod error;
+mod files;
 pub mod key;
 pub mod stanza;
 pub mod wire;
@@ -47,12 +53,15 @@ pub use client::{
 };
 pub use envelope::{Content, Envelope, FileRef};
 pub use error::{Error, Problem};
+pub use files::{FileDownload, FileUpload, TransferRequest};
 pub use key::{CURRENT_KEY_MAX_AGE, Key, KeyObject, MAX_MESSAGES_PER_KEY, OutgoingKey, RotationPolicy};
 #[doc(hidden)]
 pub use wire::seal_with_nonce;
 pub use wire::{EncryptedElement, WireError, open, open_raw, seal};
 
-/// Re-exported so callers can name the `Zeroizing` tokens and the
-/// `async_trait` attribute a [`TokenProvider`] is implemented with.
+/// Re-exported so callers can name the `Zeroizing` tokens, the
+/// `async_trait` attribute a [`TokenProvider`] is implemented with, and the
+/// bytes [`Client::upload_file`] takes.
 pub use async_trait::async_trait;
+pub use bytes::Bytes;
 pub use zeroize::Zeroizing;
