@@ -1,3 +1,5 @@
+mod client;
+
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -13,7 +15,8 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Server(args) => run_server(args).await,
-        Command::Token(args) => print_token(args).await,
+        Command::Token(args) => print_token(args, cli.global.json).await,
+        command => return client::run(&cli.global, command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -57,13 +60,17 @@ async fn run_server(args: ServerArgs) -> Result<(), Box<dyn std::error::Error>> 
     Ok(())
 }
 
-async fn print_token(args: TokenArgs) -> Result<(), Box<dyn std::error::Error>> {
+async fn print_token(args: TokenArgs, json: bool) -> Result<(), Box<dyn std::error::Error>> {
     let jid = BareJid::parse(&args.jid)?;
     let token = if args.backend == "aws" {
         keysrv::cognito::UserPool::from_env().await?.access_token(jid.as_str()).await?
     } else {
         DevIssuer::load_or_create(&args.data_dir)?.access_token(jid.as_str(), args.ttl)?
     };
-    println!("{token}");
+    if json {
+        println!("{}", serde_json::json!({ "jid": jid.as_str(), "token": token }));
+    } else {
+        println!("{token}");
+    }
     Ok(())
 }
