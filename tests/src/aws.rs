@@ -37,7 +37,7 @@ const REQUIRED: [&str; 11] = [
 
 /// Server settings passed on to `keysrv server --backend aws` (every other
 /// `KEYSRV_*` variable of the test's environment is withheld from it).
-pub const SERVER_VARS: [&str; 7] = [
+pub const SERVER_VARS: [&str; 11] = [
     "KEYSRV_TABLE",
     "KEYSRV_WRAPPING",
     "KEYSRV_KMS_KEY_ID",
@@ -45,6 +45,10 @@ pub const SERVER_VARS: [&str; 7] = [
     "KEYSRV_JWT_ISSUER",
     "KEYSRV_JWT_JWKS_URL",
     "KEYSRV_JWT_AUDIENCE",
+    "KEYSRV_FILES_BUCKET",
+    "KEYSRV_FILES_KMS_KEY_ID",
+    "KEYSRV_FILE_MAX_BYTES",
+    "KEYSRV_FILE_URL_TTL_SECS",
 ];
 
 /// The emulator's environment.
@@ -58,6 +62,10 @@ pub struct AwsEnv {
     pub issuer: String,
     pub client_id: String,
     pub state_dir: PathBuf,
+    /// The files bucket and the KMS key of its SSE-KMS encryption
+    /// (`KEYSRV_FILES_BUCKET`, `KEYSRV_FILES_KMS_KEY_ID`; empty if unset).
+    pub files_bucket: String,
+    pub files_kms_key_id: String,
     /// `KEYSRV_*` settings for the server, by name (see `SERVER_VARS`).
     pub server_vars: Vec<(String, String)>,
 }
@@ -80,6 +88,8 @@ impl AwsEnv {
             issuer: var("KEYSRV_JWT_ISSUER"),
             client_id: var("KEYSRV_COGNITO_CLIENT_ID"),
             state_dir: PathBuf::from(var("KEYSRV_EMULATOR_STATE_DIR")),
+            files_bucket: var("KEYSRV_FILES_BUCKET"),
+            files_kms_key_id: var("KEYSRV_FILES_KMS_KEY_ID"),
             server_vars: SERVER_VARS
                 .iter()
                 .filter_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()).map(|v| (n.to_string(), v)))
@@ -151,6 +161,7 @@ pub struct Emulator {
     pub env: AwsEnv,
     pub ddb: aws_sdk_dynamodb::Client,
     pub kms: aws_sdk_kms::Client,
+    pub s3: aws_sdk_s3::Client,
 }
 
 /// The process's emulator handle. Panics unless the backend is AWS.
@@ -160,7 +171,14 @@ pub fn emulator() -> &'static Emulator {
         assert_eq!(crate::backend(), crate::Backend::Aws, "the emulator is only there on the AWS backend");
         let env = AwsEnv::from_env();
         let sdk = block_on(aws_config::load_from_env());
-        Emulator { env, ddb: aws_sdk_dynamodb::Client::new(&sdk), kms: aws_sdk_kms::Client::new(&sdk) }
+        // The emulator is reached by an address, not a bucket subdomain.
+        let s3 = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build();
+        Emulator {
+            env,
+            ddb: aws_sdk_dynamodb::Client::new(&sdk),
+            kms: aws_sdk_kms::Client::new(&sdk),
+            s3: aws_sdk_s3::Client::from_conf(s3),
+        }
     })
 }
 
@@ -262,6 +280,50 @@ impl Emulator {
             match req.send().await {
                 Ok(out) => Ok(out.plaintext.map(|p| p.into_inner()).unwrap_or_default()),
                 Err(e) => Err(e.code().map(str::to_owned).unwrap_or_else(|| DisplayErrorContext(&e).to_string())),
+            }
+        })
+    }
+
+    /// The files bucket; panics if the emulator's environment names none.
+    pub fn files_bucket(&self) -> &str {
+        let bucket = &self.env.files_bucket;
+        assert!(!bucket.is_empty(), "KEYSRV_FILES_BUCKET is not set: is the emulator's env file from before files?");
+        bucket
+    }
+
+    /// `HeadObject` on the files bucket: the object's metadata, or `None`
+    /// if there is no such object (404); any other error panics.
+    pub fn head_object(&self, key: &str) -> Option<aws_sdk_s3::operation::head_object::HeadObjectOutput> {
+        let (s3, bucket) = (&self.s3, self.files_bucket());
+        block_on(async move {
+            match s3.head_object().bucket(bucket).key(key).send().await {
+                Ok(out) => Some(out),
+                Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => None,
+                Err(e) => panic!("HeadObject {bucket}/{key}: {}", DisplayErrorContext(&e)),
+            }
+        })
+    }
+
+    /// `ListObjectsV2` on the files bucket: every key that starts with `prefix`.
+    pub fn object_keys(&self, prefix: &str) -> Vec<String> {
+        let (s3, bucket) = (&self.s3, self.files_bucket());
+        block_on(async move {
+            let mut out = Vec::new();
+            let mut token = None;
+            loop {
+                let page = s3
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(prefix)
+                    .set_continuation_token(token)
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("ListObjectsV2 {bucket}/{prefix}: {}", DisplayErrorContext(&e)));
+                out.extend(page.contents.unwrap_or_default().into_iter().filter_map(|o| o.key));
+                token = page.next_continuation_token;
+                if token.is_none() {
+                    return out;
+                }
             }
         })
     }

@@ -3,11 +3,16 @@
 //!
 //! Every request is forwarded unchanged (method, path, query, headers, body;
 //! the emulator does not check SigV4 signatures, so the changed `Host` does
-//! not matter) and counted by its `X-Amz-Target` (e.g.
-//! `DynamoDB_20120810.BatchGetItem`, `TrentService.Decrypt`). A rule set for
-//! a target answers every matching request with a canned AWS error instead,
-//! until the rules are cleared: the SDK retries (3 attempts), so a one-shot
-//! fault would be hidden.
+//! not matter) and counted by its operation, the "target": its
+//! `X-Amz-Target` (e.g. `DynamoDB_20120810.BatchGetItem`,
+//! `TrentService.Decrypt`), or for S3, whose REST requests have none,
+//! `S3.<Operation>` (e.g. `S3.DeleteObjects`, `S3.PutObject`) read from the
+//! method, path and query of a request signed for the `s3` service (by its
+//! `Authorization` header, or by the `X-Amz-Credential` of a presigned URL:
+//! a presigned URL signed for the proxy's address comes through it as well).
+//! A rule set for a target answers every matching request with a canned AWS
+//! error instead (XML for S3, JSON otherwise), until the rules are cleared:
+//! the SDK retries (3 attempts), so a one-shot fault would be hidden.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -16,8 +21,11 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use serde_json::json;
+
+/// The prefix of the targets of S3 requests (`S3.PutObject`, ...).
+pub const S3: &str = "S3.";
 
 /// What a matching request gets instead of the emulator's answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +58,20 @@ struct Inner {
     faulted: BTreeMap<String, usize>,
     /// Every request, in arrival order: its target and its body.
     requests: Vec<(String, Vec<u8>)>,
+    /// The same requests, in full.
+    recorded: Vec<Recorded>,
+}
+
+/// One request the proxy saw, as it arrived.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    /// `X-Amz-Target`, or `S3.<Operation>` (empty if neither).
+    pub target: String,
+    pub method: Method,
+    /// Path and query, e.g. `/bucket/key?X-Amz-Algorithm=...`.
+    pub path_and_query: String,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
 }
 
 struct Shared {
@@ -117,15 +139,23 @@ impl FaultProxy {
         self.shared.lock().requests.clone()
     }
 
+    /// Every request since the last `reset_counts`, in arrival order, with
+    /// its method, path, query and headers (e.g. an S3 request's object key,
+    /// or the headers a presigned upload was sent with).
+    pub fn recorded(&self) -> Vec<Recorded> {
+        self.shared.lock().recorded.clone()
+    }
+
     pub fn reset_counts(&self) {
         let mut inner = self.shared.lock();
         inner.calls.clear();
         inner.faulted.clear();
         inner.requests.clear();
+        inner.recorded.clear();
     }
 
     /// Requests since the last `reset_counts` whose target starts with `prefix`
-    /// (`DynamoDB_20120810.`, `TrentService.`).
+    /// (`DynamoDB_20120810.`, `TrentService.`, `S3.`).
     pub fn calls_with_prefix(&self, prefix: &str) -> usize {
         self.shared.lock().calls.iter().filter(|(t, _)| t.starts_with(prefix)).map(|(_, n)| n).sum()
     }
@@ -135,6 +165,33 @@ impl Drop for FaultProxy {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// S3's errors are XML: `ServiceUnavailable` and `SlowDown` (its throttling)
+/// are both HTTP 503; a failed precondition is 412.
+fn canned_s3(fault: Fault, method: &Method) -> Response {
+    let (status, code, message) = match fault {
+        Fault::Throttling => (StatusCode::SERVICE_UNAVAILABLE, "SlowDown", "Please reduce your request rate."),
+        Fault::Unavailable => {
+            (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "Service is unable to handle request.")
+        }
+        Fault::ConditionalCheckFailed => (
+            StatusCode::PRECONDITION_FAILED,
+            "PreconditionFailed",
+            "At least one of the pre-conditions you specified did not hold",
+        ),
+    };
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message>\
+         <RequestId>keysrv-tests-fault-proxy</RequestId><HostId>keysrv-tests</HostId></Error>"
+    );
+    // A HEAD answer has no body (the SDK reads the status alone).
+    let body = if *method == Method::HEAD { Body::empty() } else { Body::from(xml) };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+    resp.headers_mut().insert("x-amz-request-id", HeaderValue::from_static("keysrv-tests-fault-proxy"));
+    resp
 }
 
 fn canned(fault: Fault, target: &str) -> Response {
@@ -177,11 +234,18 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         Ok(b) => b,
         Err(e) => return bad_gateway(format!("reading the request body: {e}")),
     };
-    let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let target = target_of(&parts.method, &parts.uri, &parts.headers);
     let fault = {
         let mut inner = shared.lock();
         *inner.calls.entry(target.clone()).or_default() += 1;
         inner.requests.push((target.clone(), body.to_vec()));
+        inner.recorded.push(Recorded {
+            target: target.clone(),
+            method: parts.method.clone(),
+            path_and_query: parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_owned(),
+            headers: parts.headers.clone(),
+            body: body.to_vec(),
+        });
         let fault = inner.rules.get(&target).copied();
         if fault.is_some() {
             *inner.faulted.entry(target.clone()).or_default() += 1;
@@ -189,7 +253,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         fault
     };
     if let Some(fault) = fault {
-        return canned(fault, &target);
+        return if target.starts_with(S3) { canned_s3(fault, &parts.method) } else { canned(fault, &target) };
     }
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut forward = shared.http.request(parts.method.clone(), format!("{}{path}", shared.upstream));
@@ -216,4 +280,175 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         }
     }
     resp
+}
+
+/// A request's target: its `X-Amz-Target`; else, for a request signed for
+/// S3, `S3.<Operation>`; else empty.
+pub fn target_of(method: &Method, uri: &Uri, headers: &HeaderMap) -> String {
+    if let Some(t) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+        return t.to_owned();
+    }
+    if signing_service(uri, headers).as_deref() == Some("s3") {
+        return format!("{S3}{}", s3_operation(method, uri.path(), uri.query().unwrap_or_default(), headers));
+    }
+    String::new()
+}
+
+/// The service in a SigV4 credential scope (`AKID/date/region/service/aws4_request`),
+/// from the `Authorization` header or a presigned URL's `X-Amz-Credential`.
+fn signing_service(uri: &Uri, headers: &HeaderMap) -> Option<String> {
+    let scope = match headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        Some(auth) => {
+            let (_, rest) = auth.split_once("Credential=")?;
+            rest.split([',', ' ']).next()?.to_owned()
+        }
+        None => query_params(uri.query().unwrap_or_default())
+            .into_iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("X-Amz-Credential"))
+            .map(|(_, v)| v)?,
+    };
+    let parts: Vec<&str> = scope.split('/').collect();
+    (parts.len() == 5 && parts[4] == "aws4_request").then(|| parts[3].to_owned())
+}
+
+/// A query string's parameters, percent-decoded (`+` is left alone: SigV4
+/// encodes a space as `%20`).
+fn query_params(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b[i], b.get(i + 1).and_then(|c| hex(*c)), b.get(i + 2).and_then(|c| hex(*c))) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The S3 REST operation of a path-style request (`/<bucket>[/<key>]`; the
+/// servers address the emulator by IP, so the SDK does not put the bucket in
+/// the host name). An unrecognised request is `Unknown(<METHOD> <bucket or
+/// object>?<parameter names>)`, so that whoever counts operations sees it.
+pub fn s3_operation(method: &Method, path: &str, query: &str, headers: &HeaderMap) -> String {
+    let path = path.trim_start_matches('/');
+    let (bucket, key) = path.split_once('/').map_or((path, ""), |(b, k)| (b, k));
+    // The SDK's `x-id=<Operation>` and a presigned URL's `X-Amz-*` say nothing
+    // about the operation's shape.
+    let params: Vec<(String, String)> = query_params(query)
+        .into_iter()
+        .filter(|(k, _)| k != "x-id" && !k.to_ascii_lowercase().starts_with("x-amz-"))
+        .collect();
+    let has = |name: &str| params.iter().any(|(k, _)| k == name);
+    let list_type = params.iter().find(|(k, _)| k == "list-type").map(|(_, v)| v.as_str());
+    let op = if bucket.is_empty() {
+        match *method {
+            Method::GET => Some("ListBuckets"),
+            _ => None,
+        }
+    } else if key.is_empty() {
+        match *method {
+            Method::POST if has("delete") => Some("DeleteObjects"),
+            Method::GET if list_type == Some("2") => Some("ListObjectsV2"),
+            Method::GET if has("versions") => Some("ListObjectVersions"),
+            Method::GET if has("uploads") => Some("ListMultipartUploads"),
+            Method::GET if has("location") => Some("GetBucketLocation"),
+            Method::GET
+                if params.iter().all(|(k, _)| {
+                    ["prefix", "delimiter", "marker", "max-keys", "encoding-type"].contains(&k.as_str())
+                }) =>
+            {
+                Some("ListObjects")
+            }
+            Method::HEAD if params.is_empty() => Some("HeadBucket"),
+            Method::PUT if params.is_empty() => Some("CreateBucket"),
+            Method::DELETE if params.is_empty() => Some("DeleteBucket"),
+            _ => None,
+        }
+    } else {
+        match *method {
+            Method::PUT if has("partNumber") && has("uploadId") => {
+                Some(if headers.contains_key("x-amz-copy-source") { "UploadPartCopy" } else { "UploadPart" })
+            }
+            Method::PUT if headers.contains_key("x-amz-copy-source") => Some("CopyObject"),
+            Method::PUT if has("tagging") => Some("PutObjectTagging"),
+            Method::PUT if has("acl") => Some("PutObjectAcl"),
+            Method::PUT => Some("PutObject"),
+            Method::GET if has("tagging") => Some("GetObjectTagging"),
+            Method::GET if has("acl") => Some("GetObjectAcl"),
+            Method::GET if has("uploadId") => Some("ListParts"),
+            Method::GET => Some("GetObject"),
+            Method::HEAD => Some("HeadObject"),
+            Method::DELETE if has("uploadId") => Some("AbortMultipartUpload"),
+            Method::DELETE if has("tagging") => Some("DeleteObjectTagging"),
+            Method::DELETE => Some("DeleteObject"),
+            Method::POST if has("uploads") => Some("CreateMultipartUpload"),
+            Method::POST if has("uploadId") => Some("CompleteMultipartUpload"),
+            _ => None,
+        }
+    };
+    match op {
+        Some(op) => op.to_owned(),
+        None => {
+            let names: Vec<&str> = params.iter().map(|(k, _)| k.as_str()).collect();
+            let what = if key.is_empty() { "bucket" } else { "object" };
+            format!("Unknown({method} {what}?{})", names.join("&"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(method: Method, uri: &str, headers: &[(&'static str, &str)]) -> String {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        target_of(&method, &uri.parse().unwrap(), &map)
+    }
+
+    const AUTH: (&str, &str) = (
+        "authorization",
+        "AWS4-HMAC-SHA256 Credential=test/20250101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00",
+    );
+
+    #[test]
+    fn s3_requests_are_named_by_operation() {
+        let presigned = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=test%2F20250101%2Fus-east-1%2Fs3%2Faws4_request\
+                         &X-Amz-Date=20250101T000000Z&X-Amz-Expires=300&X-Amz-SignedHeaders=host&X-Amz-Signature=00";
+        assert_eq!(target(Method::POST, "/files?delete", &[AUTH]), "S3.DeleteObjects");
+        assert_eq!(target(Method::POST, "/files?delete=&x-id=DeleteObjects", &[AUTH]), "S3.DeleteObjects");
+        assert_eq!(target(Method::PUT, "/files/abc?x-id=PutObject", &[AUTH]), "S3.PutObject");
+        assert_eq!(target(Method::PUT, &format!("/files/abc?x-id=PutObject&{presigned}"), &[]), "S3.PutObject");
+        assert_eq!(target(Method::GET, &format!("/files/abc?x-id=GetObject&{presigned}"), &[]), "S3.GetObject");
+        assert_eq!(target(Method::GET, "/files/abc", &[AUTH]), "S3.GetObject");
+        assert_eq!(target(Method::HEAD, "/files/abc", &[AUTH]), "S3.HeadObject");
+        assert_eq!(target(Method::GET, "/files?list-type=2&prefix=a", &[AUTH]), "S3.ListObjectsV2");
+        assert_eq!(target(Method::DELETE, "/files/abc?x-id=DeleteObject", &[AUTH]), "S3.DeleteObject");
+        assert_eq!(target(Method::PUT, "/files/abc", &[AUTH, ("x-amz-copy-source", "files/x")]), "S3.CopyObject");
+        assert_eq!(target(Method::GET, "/files?acl", &[AUTH]), "S3.Unknown(GET bucket?acl)");
+        // Not signed for S3: the other services' targets, or nothing.
+        assert_eq!(target(Method::POST, "/", &[("x-amz-target", "TrentService.Decrypt")]), "TrentService.Decrypt");
+        assert_eq!(target(Method::GET, "/pool/.well-known/jwks.json", &[]), "");
+    }
 }

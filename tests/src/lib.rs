@@ -101,6 +101,22 @@ pub fn aws_only(test: &str) -> bool {
     }
 }
 
+/// For tests that exist only on the embedded backend (e.g. of the file
+/// server `keysrv server` runs itself; on AWS, S3 serves the files): true
+/// there. On the AWS backend, says that the test does not apply and checks
+/// that the AWS backend was indeed chosen (mirrors `aws_only`).
+pub fn embedded_only(test: &str) -> bool {
+    match backend() {
+        Backend::Embedded => true,
+        Backend::Aws => {
+            let chosen = std::env::var("KEYSRV_TEST_BACKEND").unwrap_or_default();
+            assert_eq!(chosen, "aws", "KEYSRV_TEST_BACKEND={chosen:?} ran as aws");
+            println!("embedded-only test {test}: skipped on the AWS backend (run with KEYSRV_TEST_BACKEND=embedded)");
+            false
+        }
+    }
+}
+
 /// The domain of every JID this test process uses, unique to the process
 /// (e.g. `t5f3a9c01d2e4b7a8.example.org`), so that tests sharing the AWS
 /// backend's table never share users, idempotency keys or owners.
@@ -150,6 +166,14 @@ pub fn key_path(objectid: &str) -> String {
 /// `jid` is put in the path as given: percent-encode it first where needed.
 pub fn member_path(conversation_id: &str, jid: &str) -> String {
     format!("/v1/conversations/{conversation_id}/members/{jid}")
+}
+
+pub fn files_path(conversation_id: &str) -> String {
+    format!("/v1/conversations/{conversation_id}/files")
+}
+
+pub fn file_path(file_id: &str) -> String {
+    format!("/v1/files/{file_id}")
 }
 
 // ---------------------------------------------------------------------------
@@ -248,7 +272,7 @@ fn keysrv_bin() -> &'static Path {
 // The server.
 
 /// Row counts of the backend's tables (conversations, members, keys,
-/// idempotency records): how tests check that a rejected write wrote nothing.
+/// idempotency records, files): how tests check that a rejected write wrote nothing.
 /// On the AWS backend, the rows of this test process only (see `row_counts`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RowCounts {
@@ -256,6 +280,7 @@ pub struct RowCounts {
     pub members: i64,
     pub keys: i64,
     pub idempotency: i64,
+    pub files: i64,
 }
 
 /// The `kid` of the emulator's one Cognito signing key.
@@ -606,11 +631,39 @@ impl TestServer {
         self.data_dir.join("keysrv.sqlite3")
     }
 
+    /// The embedded backend's directory of stored file bytes (`<data dir>/files`).
+    pub fn files_dir(&self) -> PathBuf {
+        assert_eq!(self.backend, Backend::Embedded, "only the embedded backend stores files in its data directory");
+        self.data_dir.join("files")
+    }
+
+    /// The names of every entry of `files_dir()`, sorted, temporary
+    /// (`.tmp-*`) upload files included.
+    pub fn files_dir_entries(&self) -> Vec<String> {
+        let dir = self.files_dir();
+        let mut names: Vec<String> = fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("listing {}: {e}", dir.display()))
+            .map(|e| e.expect("a directory entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Are bytes stored under this storage key (the last path segment of a
+    /// file's upload URL)? Embedded: a file of that name in `files_dir()`.
+    /// AWS: `HeadObject` on the files bucket finds it.
+    pub fn file_stored(&self, storage_key: &str) -> bool {
+        match self.backend {
+            Backend::Embedded => self.files_dir().join(storage_key).exists(),
+            Backend::Aws => aws::emulator().head_object(storage_key).is_some(),
+        }
+    }
+
     /// Counts the rows of the backend's tables (read-only; the server may be
     /// running). Embedded: every row of the server's own database. AWS (one
     /// table shared by every test): the rows of this test process, i.e. the
-    /// conversations owned by a JID of `test_domain()` with their member and
-    /// key items, and the idempotency records of such callers.
+    /// conversations owned by a JID of `test_domain()` with their member,
+    /// key and file items, and the idempotency records of such callers.
     pub fn row_counts(&self) -> RowCounts {
         match self.backend {
             Backend::Embedded => self.sqlite_row_counts(),
@@ -632,6 +685,7 @@ impl TestServer {
             members: count("members"),
             keys: count("keys"),
             idempotency: count("idempotency"),
+            files: count("files"),
         }
     }
 }
@@ -652,7 +706,13 @@ fn aws_row_counts() -> RowCounts {
     };
     let idempotency =
         items.iter().filter(|i| field(i, "pk").starts_with("I#") && field(i, "pk").ends_with(&ours)).count() as i64;
-    RowCounts { conversations: conversations.len() as i64, members: in_ours("M#"), keys: in_ours("K#"), idempotency }
+    RowCounts {
+        conversations: conversations.len() as i64,
+        members: in_ours("M#"),
+        keys: in_ours("K#"),
+        idempotency,
+        files: in_ours("F#"),
+    }
 }
 
 impl Deref for TestServer {

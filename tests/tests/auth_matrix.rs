@@ -89,6 +89,16 @@ fn expected(route: Route, caller: Caller) -> u16 {
                 200
             }
         }
+        Route::CreateFile => 201,
+        Route::GetFile => 200,
+        // The fixture's file is the owner's: a plain member may not delete it.
+        Route::DeleteFile => {
+            if caller == Caller::Member {
+                403
+            } else {
+                204
+            }
+        }
     }
 }
 
@@ -97,13 +107,19 @@ fn expected(route: Route, caller: Caller) -> u16 {
 struct Fixture {
     cid: String,
     first_key: Key,
+    /// A file the owner registered.
+    file_id: String,
 }
 
 async fn fixture(s: &TestServer, owner: &str) -> Fixture {
     let c = s.create_conversation(owner, &[*ADMIN, *MEMBER, *REMOVED, *TARGET], "shared").await;
     s.put_member(owner, &c.conversation_id, *ADMIN, "admin").await;
     s.remove_member(owner, &c.conversation_id, *REMOVED).await;
-    Fixture { cid: c.conversation_id, first_key: Key { objectid: c.objectid, key: c.key } }
+    let body = keysrv_tests::serde_json::to_vec(&json!({"content_type": "text/plain", "size": 5})).expect("json");
+    let file = s.send(Method::POST, &files_path(&c.conversation_id), owner, &[], Some(body)).await;
+    assert_eq!(file.status, 201, "registering the fixture's file: {}", String::from_utf8_lossy(&file.raw));
+    let file_id = file.body["file_id"].as_str().expect("file_id").to_owned();
+    Fixture { cid: c.conversation_id, first_key: Key { objectid: c.objectid, key: c.key }, file_id }
 }
 
 fn request(route: Route, f: &Fixture) -> (Method, String, Option<Value>) {
@@ -117,6 +133,11 @@ fn request(route: Route, f: &Fixture) -> (Method, String, Option<Value>) {
         Route::BatchGetKeys => (Method::POST, BATCH.into(), Some(json!({"objectids": [f.first_key.objectid]}))),
         Route::PutMember => (Method::PUT, member_path(&f.cid, *NEWBIE), Some(json!({"role": "member"}))),
         Route::DeleteMember => (Method::DELETE, member_path(&f.cid, *TARGET), None),
+        Route::CreateFile => {
+            (Method::POST, files_path(&f.cid), Some(json!({"content_type": "image/png", "size": 1024})))
+        }
+        Route::GetFile => (Method::GET, file_path(&f.file_id), None),
+        Route::DeleteFile => (Method::DELETE, file_path(&f.file_id), None),
     }
 }
 
@@ -146,8 +167,10 @@ async fn check_effect(s: &TestServer, owner: &str, cell: &Cell<'_>, r: &Resp) ->
             return Some("401 without WWW-Authenticate: Bearer".into());
         }
     }
-    let read_only =
-        matches!(route, Route::GetConversation | Route::GetCurrentKey | Route::GetKey | Route::BatchGetKeys);
+    let read_only = matches!(
+        route,
+        Route::GetConversation | Route::GetCurrentKey | Route::GetKey | Route::BatchGetKeys | Route::GetFile
+    );
     if r.status >= 400 || read_only {
         if now.status != 200 || &now.body != before {
             return Some(format!("a refused or read-only request changed the conversation: {}", now.body));
@@ -191,6 +214,17 @@ async fn check_effect(s: &TestServer, owner: &str, cell: &Cell<'_>, r: &Resp) ->
             (has(*TARGET) || current != r.body["current_objectid"] || current == before["current_objectid"])
                 .then(|| format!("target still listed or key not rotated: {}", now.body))
         }
+        Route::CreateFile => {
+            let rows = s.row_counts();
+            (rows.files != rows_before.files + 1 || r.body["upload"]["method"] != json!("PUT"))
+                .then(|| format!("rows {rows_before:?} -> {rows:?}, {}", r.body))
+        }
+        Route::GetFile => (r.body["file_id"] != json!(f.file_id) || r.body["download"]["method"] != json!("GET"))
+            .then(|| format!("wrong file or no download URL: {}", r.body)),
+        Route::DeleteFile => {
+            let rows = s.row_counts();
+            (rows.files + 1 != rows_before.files).then(|| format!("rows {rows_before:?} -> {rows:?}"))
+        }
         Route::BatchGetKeys => {
             let keys = r.body["keys"].as_array().cloned().unwrap_or_default();
             let missing = r.body["missing"].as_array().cloned().unwrap_or_default();
@@ -209,7 +243,7 @@ async fn check_effect(s: &TestServer, owner: &str, cell: &Cell<'_>, r: &Resp) ->
 
 #[tokio::test]
 async fn every_route_for_every_caller() {
-    assert_eq!(Route::ALL.len(), 9, "a route was added: give it a row here");
+    assert_eq!(Route::ALL.len(), 12, "a route was added: give it a row here");
     let s = TestServer::start();
     let owner = s.token(*OWNER);
     let bad = s.bad_tokens(*OWNER);

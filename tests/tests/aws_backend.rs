@@ -37,6 +37,7 @@ const GET_ITEM: &str = "DynamoDB_20120810.GetItem";
 const DELETE_ITEM: &str = "DynamoDB_20120810.DeleteItem";
 const GENERATE_DATA_KEY: &str = "TrentService.GenerateDataKey";
 const DECRYPT: &str = "TrentService.Decrypt";
+const S3_DELETE_OBJECTS: &str = "S3.DeleteObjects";
 
 /// Transient faults: every call site must turn them into 503 + `Retry-After`.
 const TRANSIENT: [Fault; 2] = [Fault::Throttling, Fault::Unavailable];
@@ -592,6 +593,72 @@ async fn aws_faults_delete_conversation() {
 /// and afterwards no row of the conversation is left (wrapped keys left in
 /// the table are decryptable by anyone with table and KMS access). Nobody
 /// else can finish it, or learn that it exists.
+/// Registers a file through `s` and uploads `bytes` to its presigned URL
+/// (straight to the emulator); returns the file id and the storage key.
+async fn stored_file(s: &TestServer, token: &str, cid: &str, bytes: &[u8]) -> (String, String) {
+    let r = s.post(&files_path(cid), token, Some(&json!({"content_type": "text/plain", "size": bytes.len()}))).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.raw));
+    let url = r.body["upload"]["url"].as_str().expect("an upload URL");
+    let mut put = keysrv_tests::reqwest::Client::new().put(url).body(bytes.to_vec());
+    for (name, value) in r.body["upload"]["headers"].as_object().expect("upload headers") {
+        put = put.header(name.as_str(), value.as_str().expect("a header value"));
+    }
+    let status = put.send().await.expect("the upload").status();
+    assert!(status.is_success(), "upload: {status}");
+    let storage_key = url.split('?').next().and_then(|p| p.rsplit('/').next()).expect("a storage key");
+    (r.body["file_id"].as_str().expect("file_id").to_owned(), storage_key.to_owned())
+}
+
+#[tokio::test]
+async fn aws_faults_deleting_file_bytes() {
+    if !aws_only("aws_faults_deleting_file_bytes") {
+        return;
+    }
+    let rig = Rig::start();
+    let owner = rig.s.token(*OWNER);
+    let mut m = Matrix::default();
+    for fault in [Fault::Throttling, Fault::Unavailable] {
+        // DELETE /v1/files/{id}: the bytes go first; a failure there leaves
+        // the file registered and stored, and a retry finishes.
+        let c = rig.direct.create_conversation(&owner, &[*BOB], "shared").await;
+        let (fid, key) = stored_file(&rig.direct, &owner, &c.conversation_id, b"hello").await;
+        let (r, mut complaints) = rig.inject(S3_DELETE_OBJECTS, fault, rig.s.delete(&file_path(&fid), &owner)).await;
+        complaints.extend(response_complaints(&r, 503));
+        if rig.direct.get(&file_path(&fid), &owner).await.status != 200 || !rig.direct.file_stored(&key) {
+            complaints.push("a failed delete_file changed the file".into());
+        }
+        let retry = rig.s.delete(&file_path(&fid), &owner).await;
+        if retry.status != 204 || rig.direct.file_stored(&key) {
+            complaints.push(format!("the retry: {} and the bytes are still stored", retry.status));
+        }
+        m.record("delete_file", S3_DELETE_OBJECTS, fault, &r, complaints);
+
+        // The crypto-shred: the conversation is invisible from the start;
+        // the owner's retry deletes the bytes and the rows.
+        let c = rig.direct.create_conversation(&owner, &[*BOB], "shared").await;
+        let cid = c.conversation_id.clone();
+        let (_, key) = stored_file(&rig.direct, &owner, &cid, b"hello").await;
+        let (r, mut complaints) =
+            rig.inject(S3_DELETE_OBJECTS, fault, rig.s.delete(&conversation_path(&cid), &owner)).await;
+        complaints.extend(response_complaints(&r, 503));
+        if rig.direct.get(&conversation_path(&cid), &owner).await.status != 404 {
+            complaints.push("the conversation is still visible after a failed crypto-shred".into());
+        }
+        let retry = rig.s.delete(&conversation_path(&cid), &owner).await;
+        let left = aws::emulator().conversation_items(&cid);
+        if retry.status != 204 || rig.direct.file_stored(&key) || !left.is_empty() {
+            complaints.push(format!(
+                "the owner's retry: {}, bytes stored: {}, items left: {:?}",
+                retry.status,
+                rig.direct.file_stored(&key),
+                left.keys().collect::<Vec<_>>()
+            ));
+        }
+        m.record("delete_conversation", S3_DELETE_OBJECTS, fault, &r, complaints);
+    }
+    m.finish("S3 faults while deleting file bytes");
+}
+
 #[tokio::test]
 async fn aws_a_failed_crypto_shred_can_be_finished() {
     if !aws_only("aws_a_failed_crypto_shred_can_be_finished") {

@@ -4,15 +4,26 @@
 //!
 //! The template is read with a small line reader (no YAML crate): for each
 //! `AWS::Serverless::Function`, its `Binary:`, `Method:`, `Path:` and the
-//! `dynamodb:*`, `kms:*`, `secretsmanager:*` actions of its `Policies`, with
-//! the statements under `!If [UseKms, …]` kept and those under
-//! `!If [UseSecretsManager, …]` dropped (the emulator runs in kms mode).
+//! `dynamodb:*`, `kms:*`, `secretsmanager:*`, `s3:*` actions of its
+//! `Policies`, with the statements under `!If [UseKms, …]` kept and those
+//! under `!If [UseSecretsManager, …]` dropped (the emulator runs in kms mode).
+//! Of each statement's `Condition` the reader keeps what the test can check:
+//! `dynamodb:LeadingKeys`, `kms:ViaService` and the encryption-context keys
+//! (`kms:EncryptionContextKeys`, `kms:EncryptionContext:<key>`); a KMS use
+//! must match one statement's conditions, so the keysrv-context grants do
+//! not count for the KMS calls S3 makes (context `aws:s3:arn`), nor the
+//! S3-only grants for keysrv's own calls.
 //!
 //! Each route is then driven, one request at a time, through a server whose
 //! AWS calls go through `FaultProxy`; the operations the proxy sees while a
 //! request is in flight are that route's. `TransactWriteItems` is authorized
 //! per item (Put → PutItem, Update → UpdateItem, Delete → DeleteItem,
-//! ConditionCheck → ConditionCheckItem). The Lambda-init warm-up
+//! ConditionCheck → ConditionCheckItem); S3's `DeleteObjects` per key
+//! (s3:DeleteObject). The file routes hand out presigned S3 URLs, signed with
+//! the function's credentials: whoever uses one acts as the function, so the
+//! test uses each URL (through the proxy: the server's `AWS_ENDPOINT_URL` is
+//! the proxy, so the URLs name it) inside the route's window, and those
+//! requests count as the route's. The Lambda-init warm-up
 //! (`DynamoStore::warm_up`: one BatchGetItem of `C#warm-up`) is not run by
 //! the local server, so it is added to every function as "used at init".
 //!
@@ -23,7 +34,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use keysrv_tests::aws;
-use keysrv_tests::fault_proxy::FaultProxy;
+use keysrv_tests::fault_proxy::{FaultProxy, Recorded};
 use keysrv_tests::reqwest::Method;
 use keysrv_tests::serde_json::{Value, json};
 use keysrv_tests::*;
@@ -36,9 +47,65 @@ const WARM_UP_PK: &str = "C#warm-up";
 // ---------------------------------------------------------------------------
 // The template.
 
-/// What a function's policies grant: per IAM action, `None` if on any key,
-/// or the partition keys a `dynamodb:LeadingKeys` condition allows.
-type Grants = BTreeMap<String, Option<BTreeSet<String>>>;
+/// The conditions of one policy statement that the test checks (`None`: no
+/// such condition).
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+struct Scope {
+    /// `dynamodb:LeadingKeys`: the partition keys allowed.
+    leading_keys: Option<BTreeSet<String>>,
+    /// `kms:ViaService`: the service (`s3`) the key may be used through only.
+    via: Option<String>,
+    /// The encryption-context keys allowed (`kms:EncryptionContextKeys`, or
+    /// those a `kms:EncryptionContext:<key>` condition names).
+    context_keys: Option<BTreeSet<String>>,
+}
+
+impl Scope {
+    /// Whether a statement with these conditions allows `u`.
+    fn allows(&self, u: &Use) -> bool {
+        let subset = |allowed: &Option<BTreeSet<String>>, used: &Option<BTreeSet<String>>| match (allowed, used) {
+            (None, _) => true,
+            (Some(allowed), Some(used)) => used.is_subset(allowed),
+            (Some(_), None) => false,
+        };
+        subset(&self.leading_keys, &u.leading_keys)
+            && self.via.as_ref().is_none_or(|v| u.via.as_ref() == Some(v))
+            && subset(&self.context_keys, &u.context_keys)
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(k) = &self.leading_keys {
+            parts.push(format!("leading keys {k:?}"));
+        }
+        if let Some(v) = &self.via {
+            parts.push(format!("via {v}"));
+        }
+        if let Some(k) = &self.context_keys {
+            parts.push(format!("context keys {k:?}"));
+        }
+        if parts.is_empty() { f.write_str("any") } else { f.write_str(&parts.join(", ")) }
+    }
+}
+
+/// What a function's policies grant: per IAM action, the conditions of each
+/// statement that grants it.
+type Grants = BTreeMap<String, Vec<Scope>>;
+
+/// `action` or `action [conditions | conditions]`, one per granted action.
+fn describe(grants: &Grants) -> String {
+    let one = |(action, scopes): (&String, &Vec<Scope>)| {
+        if scopes.iter().all(|s| *s == Scope::default()) {
+            action.clone()
+        } else {
+            let scopes: Vec<String> = scopes.iter().map(Scope::to_string).collect();
+            format!("{action} [{}]", scopes.join(" | "))
+        }
+    };
+    grants.iter().map(one).collect::<Vec<_>>().join(", ")
+}
 
 #[derive(Debug, Default)]
 struct Function {
@@ -54,7 +121,18 @@ fn indent(line: &str) -> usize {
 }
 
 fn is_action(s: &str) -> bool {
-    ["dynamodb:", "kms:", "secretsmanager:"].iter().any(|p| s.starts_with(p))
+    ["dynamodb:", "kms:", "secretsmanager:", "s3:"].iter().any(|p| s.starts_with(p))
+}
+
+/// `[a, "b"]` → {a, b}.
+fn yaml_list(v: &str) -> BTreeSet<String> {
+    v.trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .split(',')
+        .map(|k| k.trim().trim_matches('"').trim_matches('\'').to_owned())
+        .filter(|k| !k.is_empty())
+        .collect()
 }
 
 /// The functions of template.yaml, as the kms wrapping mode deploys them.
@@ -66,24 +144,22 @@ fn parse_template(text: &str) -> Vec<Function> {
     // The `!If` blocks we are inside: (indent of the `- !If` line, condition).
     let mut ifs: Vec<(usize, String)> = Vec::new();
     let mut pending_if: Option<usize> = None;
-    // The current statement's actions and leading-keys restriction.
+    // The current statement's actions and conditions.
     let mut stmt: Vec<String> = Vec::new();
-    let mut stmt_keys: Option<BTreeSet<String>> = None;
+    let mut stmt_keys = Scope::default();
     let mut in_action_list = false;
 
-    let flush_stmt = |f: &mut Option<Function>, stmt: &mut Vec<String>, keys: &mut Option<BTreeSet<String>>| {
+    let flush_stmt = |f: &mut Option<Function>, stmt: &mut Vec<String>, scope: &mut Scope| {
         if let Some(f) = f.as_mut() {
             for a in stmt.drain(..) {
-                let entry = f.grants.entry(a).or_insert_with(|| keys.clone());
-                match (entry.as_mut(), keys.as_ref()) {
-                    (None, _) => {}
-                    (Some(_), None) => *entry = None,
-                    (Some(have), Some(more)) => have.extend(more.iter().cloned()),
+                let scopes = f.grants.entry(a).or_default();
+                if !scopes.contains(scope) {
+                    scopes.push(scope.clone());
                 }
             }
         }
         stmt.clear();
-        *keys = None;
+        *scope = Scope::default();
     };
 
     for raw in text.lines() {
@@ -172,15 +248,15 @@ fn parse_template(text: &str) -> Vec<Function> {
             in_action_list = false;
         }
         if let Some(v) = t.strip_prefix("dynamodb:LeadingKeys:") {
-            let keys = v
-                .trim()
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .split(',')
-                .map(|k| k.trim().trim_matches('"').trim_matches('\'').to_owned())
-                .filter(|k| !k.is_empty())
-                .collect();
-            stmt_keys = Some(keys);
+            stmt_keys.leading_keys = Some(yaml_list(v));
+        } else if let Some(v) = t.strip_prefix("kms:ViaService:") {
+            // `!Sub s3.${AWS::Region}.amazonaws.com` → `s3`.
+            let host = v.trim().trim_start_matches("!Sub").trim().trim_matches('"');
+            stmt_keys.via = Some(host.split('.').next().unwrap_or_default().to_owned());
+        } else if let Some(v) = t.strip_prefix("kms:EncryptionContextKeys:") {
+            stmt_keys.context_keys.get_or_insert_with(BTreeSet::new).extend(yaml_list(v));
+        } else if let Some((key, _)) = t.strip_prefix("kms:EncryptionContext:").and_then(|v| v.split_once(": ")) {
+            stmt_keys.context_keys.get_or_insert_with(BTreeSet::new).insert(key.trim_matches('"').to_owned());
         }
     }
     flush_stmt(&mut cur, &mut stmt, &mut stmt_keys);
@@ -193,12 +269,24 @@ fn parse_template(text: &str) -> Vec<Function> {
 // ---------------------------------------------------------------------------
 // AWS operations → IAM actions.
 
-/// One authorized action: the IAM action and, for reads whose partition keys
-/// the test can see (BatchGetItem), those keys (`None`: not known).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// One authorized action and what the test knows of its request.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 struct Use {
     action: String,
+    /// For reads whose partition keys the test can see (BatchGetItem),
+    /// those keys (`None`: not known).
     leading_keys: Option<BTreeSet<String>>,
+    /// For KMS: the service that made the call on the function's behalf
+    /// (`None`: the function itself).
+    via: Option<String>,
+    /// For KMS: the keys of the encryption context used.
+    context_keys: Option<BTreeSet<String>>,
+}
+
+impl Use {
+    fn new(action: impl Into<String>) -> Self {
+        Self { action: action.into(), ..Self::default() }
+    }
 }
 
 fn batch_get_pks(body: &Value) -> BTreeSet<String> {
@@ -215,9 +303,56 @@ fn batch_get_pks(body: &Value) -> BTreeSet<String> {
     out
 }
 
+/// The S3 encryption context, with or without an S3 Bucket Key: `aws:s3:arn`
+/// (the bucket's ARN, or the object's).
+const S3_CONTEXT_KEY: &str = "aws:s3:arn";
+
+/// The KMS call S3 makes itself, as the requester, for an SSE-KMS object.
+fn s3_kms(action: &str) -> Use {
+    Use {
+        action: action.to_owned(),
+        via: Some("s3".to_owned()),
+        context_keys: Some(BTreeSet::from([S3_CONTEXT_KEY.to_owned()])),
+        ..Use::default()
+    }
+}
+
+/// The IAM actions an S3 operation needs of its requester (for a presigned
+/// URL: of whoever signed it).
+///
+/// Every object of the files bucket is SSE-KMS (template.yaml: the bucket's
+/// default encryption, and its policy refuses an upload that does not ask for
+/// SSE-KMS under the project key). For such objects S3 itself calls KMS, and
+/// it does so as the requester -- the signer of a presigned URL: a PutObject
+/// needs `kms:GenerateDataKey` (a new data key, or an S3 Bucket Key) and a
+/// GetObject `kms:Decrypt`, both "via S3" with S3's encryption context.
+/// (With a Bucket Key S3 calls KMS rarely, but the permission is checked
+/// whenever it does, so it is needed all the same.) The emulator makes these
+/// calls inside itself, not through the proxy, so they are implied here.
+fn s3_actions(op: &str) -> Vec<Use> {
+    let put = || vec![Use::new("s3:PutObject"), s3_kms("kms:GenerateDataKey")];
+    match op {
+        "PutObject" | "CreateMultipartUpload" | "UploadPart" | "CompleteMultipartUpload" => put(),
+        "CopyObject" | "UploadPartCopy" => {
+            let mut uses = put();
+            uses.extend([Use::new("s3:GetObject"), s3_kms("kms:Decrypt")]);
+            uses
+        }
+        "GetObject" => vec![Use::new("s3:GetObject"), s3_kms("kms:Decrypt")],
+        // Metadata only: no KMS call.
+        "HeadObject" => vec![Use::new("s3:GetObject")],
+        // DeleteObjects is authorized per key, as s3:DeleteObject.
+        "DeleteObject" | "DeleteObjects" => vec![Use::new("s3:DeleteObject")],
+        "ListObjectsV2" | "ListObjects" | "HeadBucket" => vec![Use::new("s3:ListBucket")],
+        "AbortMultipartUpload" => vec![Use::new("s3:AbortMultipartUpload")],
+        other => panic!("an S3 operation this test does not map to IAM actions: {other:?} (add it to s3_actions)"),
+    }
+}
+
 /// The IAM actions a proxied request needs.
-fn actions_of(target: &str, body: &[u8]) -> Vec<Use> {
-    let json: Value = keysrv_tests::serde_json::from_slice(body).unwrap_or(Value::Null);
+fn actions_of(req: &Recorded) -> Vec<Use> {
+    let target = req.target.as_str();
+    let json: Value = keysrv_tests::serde_json::from_slice(&req.body).unwrap_or(Value::Null);
     if let Some(op) = target.strip_prefix("DynamoDB_20120810.") {
         if op == "TransactWriteItems" {
             let items = json["TransactItems"].as_array().cloned().unwrap_or_default();
@@ -229,39 +364,52 @@ fn actions_of(target: &str, body: &[u8]) -> Vec<Use> {
                         .into_iter()
                         .find(|k| item.get(*k).is_some())
                         .unwrap_or_else(|| panic!("a transact item of no known kind: {item}"));
-                    let action = match kind {
-                        "ConditionCheck" => "dynamodb:ConditionCheckItem".to_owned(),
-                        k => format!("dynamodb:{k}Item"),
-                    };
-                    Use { action, leading_keys: None }
+                    match kind {
+                        "ConditionCheck" => Use::new("dynamodb:ConditionCheckItem"),
+                        k => Use::new(format!("dynamodb:{k}Item")),
+                    }
                 })
                 .collect();
         }
         let leading_keys = (op == "BatchGetItem").then(|| batch_get_pks(&json));
-        return vec![Use { action: format!("dynamodb:{op}"), leading_keys }];
+        return vec![Use { leading_keys, ..Use::new(format!("dynamodb:{op}")) }];
     }
     if let Some(op) = target.strip_prefix("TrentService.") {
-        return vec![Use { action: format!("kms:{op}"), leading_keys: None }];
+        let context_keys = json["EncryptionContext"].as_object().map(|c| c.keys().cloned().collect());
+        return vec![Use { context_keys, ..Use::new(format!("kms:{op}")) }];
     }
     if let Some(op) = target.strip_prefix("secretsmanager.") {
-        return vec![Use { action: format!("secretsmanager:{op}"), leading_keys: None }];
+        return vec![Use::new(format!("secretsmanager:{op}"))];
     }
-    panic!("an AWS request with an unknown X-Amz-Target {target:?}");
+    if let Some(op) = target.strip_prefix(keysrv_tests::fault_proxy::S3) {
+        return s3_actions(op);
+    }
+    panic!("an AWS request of no known operation {target:?}: {} {}", req.method, req.path_and_query);
+}
+
+/// What the bucket policy (FilesBucketPolicy) refuses of a request, if
+/// anything: an upload that does not ask for SSE-KMS under a named key.
+fn bucket_policy_refuses(req: &Recorded) -> Option<String> {
+    let op = req.target.strip_prefix(keysrv_tests::fault_proxy::S3)?;
+    if !matches!(op, "PutObject" | "CreateMultipartUpload" | "CopyObject") {
+        return None;
+    }
+    let h = |n: &str| req.headers.get(n).and_then(|v| v.to_str().ok());
+    let sse = h("x-amz-server-side-encryption");
+    let key = h("x-amz-server-side-encryption-aws-kms-key-id");
+    (sse != Some("aws:kms") || key.is_none_or(str::is_empty))
+        .then(|| format!("an upload without SSE-KMS headers (x-amz-server-side-encryption {sse:?}, key id {key:?})"))
 }
 
 /// Whether `grants` allow `u`; `None` if so, else why not.
 fn denied(grants: &Grants, u: &Use) -> Option<String> {
     match grants.get(&u.action) {
         None => Some("not granted".to_owned()),
-        Some(None) => None,
-        Some(Some(allowed)) => match &u.leading_keys {
-            Some(keys) if keys.is_subset(allowed) => None,
-            Some(keys) => Some(format!(
-                "granted only for dynamodb:LeadingKeys {allowed:?}, used on {:?}",
-                keys.difference(allowed).collect::<Vec<_>>()
-            )),
-            None => Some(format!("granted only for dynamodb:LeadingKeys {allowed:?}, keys used not known")),
-        },
+        Some(scopes) if scopes.iter().any(|s| s.allows(u)) => None,
+        Some(scopes) => Some(format!(
+            "granted only under [{}]",
+            scopes.iter().map(Scope::to_string).collect::<Vec<_>>().join(" | ")
+        )),
     }
 }
 
@@ -273,6 +421,10 @@ struct Recorder {
     s: TestServer,
     /// Per function (binary): each action used, with the requests that used it.
     used: BTreeMap<String, BTreeMap<Use, BTreeSet<String>>>,
+    /// The AWS requests of the last `run`.
+    last: Vec<Recorded>,
+    /// Requests the bucket policy would refuse, whatever the IAM grants.
+    refused: Vec<String>,
 }
 
 impl Recorder {
@@ -297,27 +449,69 @@ impl Recorder {
         self.proxy.reset_counts();
         let r = request.await;
         self.settle().await;
-        let requests = self.proxy.requests();
+        let requests = self.proxy.recorded();
         let describe = format!("{} -> {} {}", r.request, r.status, String::from_utf8_lossy(&r.raw));
         if ok {
             assert!((200..300).contains(&r.status), "{route}: {what}: want 2xx: {}", describe);
         } else {
             assert!((400..500).contains(&r.status), "{route}: {what}: want 4xx: {}", describe);
         }
-        let ops: Vec<&str> = requests.iter().map(|(t, _)| t.as_str()).collect();
+        let ops: Vec<&str> = requests.iter().map(|q| q.target.as_str()).collect();
         println!("{route:<20} {what:<58} {} {ops:?}", r.status);
         let entry = self.used.entry(route.to_owned()).or_default();
-        for (target, body) in &requests {
-            for u in actions_of(target, body) {
+        for q in &requests {
+            for u in actions_of(q) {
                 entry.entry(u).or_default().insert(format!("{what} ({})", r.request));
             }
+            if let Some(why) = bucket_policy_refuses(q) {
+                self.refused.push(format!("{route}: {what}: {why}: {} {}", q.method, q.path_and_query));
+            }
         }
+        self.last = requests;
         r
     }
 }
 
 fn idem(key: &str) -> Vec<(&'static str, Vec<u8>)> {
     vec![("idempotency-key", key.as_bytes().to_vec())]
+}
+
+fn files_of(conversation_id: &str) -> String {
+    format!("/v1/conversations/{conversation_id}/files")
+}
+
+fn file_at(file_id: &str) -> String {
+    format!("/v1/files/{file_id}")
+}
+
+/// Uses the presigned request of a file grant (`grant` is its `upload` or
+/// `download` object) as a client would: its method and URL, exactly its
+/// headers. Returns the status and the body.
+async fn use_presigned(grant: &Value, body: Option<&[u8]>) -> (u16, Vec<u8>) {
+    let method = grant["method"].as_str().unwrap_or_else(|| panic!("a grant without a method: {grant}"));
+    let url = grant["url"].as_str().unwrap_or_else(|| panic!("a grant without a url: {grant}"));
+    let method = Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+    let mut req = keysrv_tests::reqwest::Client::new().request(method, url);
+    for (name, value) in grant["headers"].as_object().into_iter().flatten() {
+        let value = value.as_str().unwrap_or_else(|| panic!("header {name} is not a string: {grant}"));
+        // The HTTP client sends the body's length itself; it must be the signed one.
+        if name.eq_ignore_ascii_case("content-length") {
+            assert_eq!(Some(value.to_owned()), body.map(|b| b.len().to_string()), "signed content-length");
+            continue;
+        }
+        req = req.header(name.as_str(), value);
+    }
+    if let Some(body) = body {
+        req = req.body(body.to_vec());
+    }
+    let resp = req.send().await.unwrap_or_else(|e| panic!("using the presigned URL {url}: {e}"));
+    let status = resp.status().as_u16();
+    (status, resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default())
+}
+
+/// The S3 requests of `requests` with target `S3.<op>`.
+fn s3_requests<'a>(requests: &'a [Recorded], op: &str) -> Vec<&'a Recorded> {
+    requests.iter().filter(|q| q.target.strip_prefix(keysrv_tests::fault_proxy::S3) == Some(op)).collect()
 }
 
 async fn send(c: &Client, method: Method, path: &str, token: &str, key: Option<&str>, body: Option<Value>) -> Resp {
@@ -339,12 +533,23 @@ async fn iam_policies_grant_every_action_each_route_uses() {
     for f in &functions {
         assert!(!f.binary.is_empty(), "{}: no Binary:", f.resource);
         assert!(!f.grants.is_empty(), "{}: no actions parsed from its Policies", f.resource);
-        println!("template: {} {} {} ({}) grants {:?}", f.binary, f.method, f.path, f.resource, f.grants);
+        println!("template: {} {} {} ({}) grants {}", f.binary, f.method, f.path, f.resource, describe(&f.grants));
     }
 
     let proxy = FaultProxy::start(&aws::emulator().env.endpoint);
-    let s = TestServer::start_with_env(&[("AWS_ENDPOINT_URL", &proxy.url)]);
-    let mut rec = Recorder { proxy, s, used: BTreeMap::new() };
+    // The files bucket (the emulator's env names it); presigned URLs name the
+    // server's AWS endpoint, i.e. the proxy.
+    let files_env: Vec<(&str, String)> = ["KEYSRV_FILES_BUCKET", "KEYSRV_FILES_KMS_KEY_ID"]
+        .into_iter()
+        .map(|n| {
+            let v = std::env::var(n).ok().filter(|v| !v.is_empty());
+            (n, v.unwrap_or_else(|| panic!("{n} is not set: the emulator's env (scripts/emulator.py up) names it")))
+        })
+        .collect();
+    let mut env: Vec<(&str, &str)> = vec![("AWS_ENDPOINT_URL", &proxy.url)];
+    env.extend(files_env.iter().map(|(n, v)| (*n, v.as_str())));
+    let s = TestServer::start_with_env(&env);
+    let mut rec = Recorder { proxy, s, used: BTreeMap::new(), last: Vec::new(), refused: Vec::new() };
     let owner = rec.s.token(*OWNER);
     let bob = rec.s.token(*BOB);
     let carol = rec.s.token(*CAROL);
@@ -537,16 +742,134 @@ async fn iam_policies_grant_every_action_each_route_uses() {
     .await;
     rec.run(BATCH_KEYS, "invalid body", false, c.post(BATCH, &bob, Some(&json!({"objectids": "x"})))).await;
 
+    // --- the file routes. A presigned URL is used inside its route's
+    // window: S3 authorizes it as the function that signed it.
+    let bytes: &[u8] = b"iam parity: bytes a client encrypted under a conversation key";
+    let file_body = json!({"content_type": "application/octet-stream", "size": bytes.len()});
+    let proxy_url = rec.proxy.url.clone();
+    let create_and_upload = |cid: String, token: String| {
+        let (c, file_body, proxy_url) = (c.fresh(), file_body.clone(), proxy_url.clone());
+        async move {
+            let r = c.post(&files_of(&cid), &token, Some(&file_body)).await;
+            if r.status == 201 {
+                let upload = &r.body["upload"];
+                let url = upload["url"].as_str().unwrap_or_default();
+                assert!(url.starts_with(&proxy_url), "the upload URL {url} does not go through the proxy {proxy_url}");
+                let (status, answer) = use_presigned(upload, Some(bytes)).await;
+                assert_eq!(status, 200, "the presigned PUT: {}", String::from_utf8_lossy(&answer));
+            }
+            r
+        }
+    };
+    const CREATE_FILE: &str = "create_file";
+    let r = rec
+        .run(
+            CREATE_FILE,
+            "owner registers a file, uploads it (presigned PUT)",
+            true,
+            create_and_upload(doomed_cid.clone(), owner.clone()),
+        )
+        .await;
+    let doomed_file = r.str("file_id");
+    let puts = s3_requests(&rec.last, "PutObject");
+    assert_eq!(puts.len(), 1, "create_file: the upload did not come through the proxy: {:?}", rec.last);
+    // `/<bucket>/<key>?...`: the object the crypto-shred must delete.
+    let doomed_object = puts[0].path_and_query.split('?').next().and_then(|p| p.rsplit('/').next()).unwrap_or_default();
+    let doomed_object = doomed_object.to_owned();
+    rec.run(
+        CREATE_FILE,
+        "a member registers a file, never uploaded",
+        true,
+        c.post(&files_of(&doomed_cid), &bob, Some(&file_body)),
+    )
+    .await;
+    let r = rec
+        .run(
+            CREATE_FILE,
+            "owner registers a file to delete, uploads it",
+            true,
+            create_and_upload(shared_cid.clone(), owner.clone()),
+        )
+        .await;
+    let deleted_file = r.str("file_id");
+    rec.run(CREATE_FILE, "non-member", false, c.post(&files_of(&sj_cid), &carol, Some(&file_body))).await;
+    rec.run(CREATE_FILE, "unknown conversation", false, c.post(&files_of(&unknown_cid), &owner, Some(&file_body)))
+        .await;
+    rec.run(
+        CREATE_FILE,
+        "invalid content_type",
+        false,
+        c.post(&files_of(&shared_cid), &owner, Some(&json!({"content_type": "nonsense", "size": 1}))),
+    )
+    .await;
+    rec.run(
+        CREATE_FILE,
+        "too large",
+        false,
+        c.post(
+            &files_of(&shared_cid),
+            &owner,
+            Some(&json!({"content_type": "application/octet-stream", "size": 1u64 << 50})),
+        ),
+    )
+    .await;
+
+    const GET_FILE: &str = "get_file";
+    let download = |file_id: String, token: String| {
+        let c = c.fresh();
+        async move {
+            let r = c.get(&file_at(&file_id), &token).await;
+            if r.status == 200 {
+                let (status, answer) = use_presigned(&r.body["download"], None).await;
+                assert_eq!(status, 200, "the presigned GET: {}", String::from_utf8_lossy(&answer));
+                assert_eq!(answer, bytes, "the presigned GET returned other bytes");
+            }
+            r
+        }
+    };
+    rec.run(GET_FILE, "member downloads a file (presigned GET)", true, download(doomed_file.clone(), bob.clone()))
+        .await;
+    assert_eq!(s3_requests(&rec.last, "GetObject").len(), 1, "get_file: the download: {:?}", rec.last);
+    rec.run(GET_FILE, "non-member", false, c.get(&file_at(&doomed_file), &rec.s.token(*DAVE))).await;
+    rec.run(
+        GET_FILE,
+        "unknown file of a known conversation",
+        false,
+        c.get(&file_at(&unknown_objectid_in(&doomed_cid)), &bob),
+    )
+    .await;
+    rec.run(GET_FILE, "unknown conversation", false, c.get(&file_at(&unknown_objectid()), &bob)).await;
+    rec.run(GET_FILE, "malformed file id", false, c.get(&file_at("nonsense"), &bob)).await;
+
+    const DELETE_FILE: &str = "delete_file";
+    rec.run(DELETE_FILE, "a plain member deletes another's file", false, c.delete(&file_at(&deleted_file), &bob)).await;
+    rec.run(DELETE_FILE, "the uploader deletes it", true, c.delete(&file_at(&deleted_file), &owner)).await;
+    assert_eq!(s3_requests(&rec.last, "DeleteObjects").len(), 1, "delete_file: {:?}", rec.last);
+    rec.run(DELETE_FILE, "delete it again", false, c.delete(&file_at(&deleted_file), &owner)).await;
+    rec.run(DELETE_FILE, "non-member", false, c.delete(&file_at(&doomed_file), &rec.s.token(*DAVE))).await;
+    rec.run(DELETE_FILE, "unknown file", false, c.delete(&file_at(&unknown_objectid_in(&shared_cid)), &owner)).await;
+
     // --- delete_conversation
     const DELETE_CONV: &str = "delete_conversation";
     rec.run(DELETE_CONV, "a member who is not the owner", false, c.delete(&conversation_path(&doomed_cid), &bob)).await;
-    rec.run(DELETE_CONV, "the owner deletes it", true, c.delete(&conversation_path(&doomed_cid), &owner)).await;
+    rec.run(
+        DELETE_CONV,
+        "the owner deletes it (two files, one uploaded)",
+        true,
+        c.delete(&conversation_path(&doomed_cid), &owner),
+    )
+    .await;
+    let deletes = s3_requests(&rec.last, "DeleteObjects");
+    assert!(
+        deletes.iter().any(|q| String::from_utf8_lossy(&q.body).contains(&format!("<Key>{doomed_object}</Key>"))),
+        "the crypto-shred did not delete the object {doomed_object} of its file: {:?}",
+        rec.last
+    );
     rec.run(DELETE_CONV, "delete it again", false, c.delete(&conversation_path(&doomed_cid), &owner)).await;
     rec.run(DELETE_CONV, "unknown conversation", false, c.delete(&conversation_path(&unknown_cid), &owner)).await;
 
     // --- the check.
-    let init =
-        Use { action: "dynamodb:BatchGetItem".into(), leading_keys: Some(BTreeSet::from([WARM_UP_PK.to_owned()])) };
+    let init = Use { leading_keys: Some(BTreeSet::from([WARM_UP_PK.to_owned()])), ..Use::new("dynamodb:BatchGetItem") };
     let mut gaps = Vec::new();
     println!("\nfunction             used (incl. init warm-up)                      | granted but never used");
     for f in &functions {
@@ -561,11 +884,13 @@ async fn iam_policies_grant_every_action_each_route_uses() {
         for (u, whence) in used.iter() {
             if let Some(why) = denied(&f.grants, u) {
                 gaps.push(format!(
-                    "{} ({}): {} {why} (keys {:?}); needed by: {}",
+                    "{} ({}): {} {why} (used with leading keys {:?}, via {:?}, context keys {:?}); needed by: {}",
                     f.binary,
                     f.resource,
                     u.action,
                     u.leading_keys,
+                    u.via,
+                    u.context_keys,
                     whence.iter().cloned().collect::<Vec<_>>().join("; ")
                 ));
             }
@@ -578,12 +903,14 @@ async fn iam_policies_grant_every_action_each_route_uses() {
         );
     }
     assert!(gaps.is_empty(), "template.yaml does not grant what the functions use:\n  {}", gaps.join("\n  "));
+    assert!(rec.refused.is_empty(), "requests FilesBucketPolicy refuses:\n  {}", rec.refused.join("\n  "));
 }
 
 /// The line reader itself (any backend): `!If` branches, single and listed
-/// actions, and `dynamodb:LeadingKeys` restrictions.
+/// actions, `dynamodb:LeadingKeys` restrictions and the KMS conditions that
+/// tell keysrv's own KMS calls from those S3 makes.
 #[test]
-fn template_reader_keeps_kms_branches_and_leading_keys() {
+fn template_reader_keeps_kms_branches_and_conditions() {
     let text = r#"
 Resources:
   Table:
@@ -612,25 +939,63 @@ Resources:
               - Effect: Allow
                 Action:
                   - kms:Decrypt
+                Condition:
+                  ForAllValues:StringEquals:
+                    kms:EncryptionContextKeys: [conversation_id, objectid]
+                  "Null":
+                    kms:EncryptionContext:conversation_id: "false"
               - !Ref AWS::NoValue
             - !If
               - UseSecretsManager
               - Effect: Allow
                 Action: secretsmanager:GetSecretValue
               - !Ref AWS::NoValue
+            - Effect: Allow
+              Action:
+                - s3:GetObject
+              Resource: !Sub ${FilesBucket.Arn}/*
+            - Effect: Allow
+              Action:
+                - kms:Decrypt
+              Condition:
+                StringEquals:
+                  kms:ViaService: !Sub s3.${AWS::Region}.amazonaws.com
+                  kms:EncryptionContext:aws:s3:arn: !GetAtt FilesBucket.Arn
 "#;
     let fs = parse_template(text);
     assert_eq!(fs.len(), 1, "{fs:#?}");
     let warm = BTreeSet::from([WARM_UP_PK.to_owned()]);
+    let keysrv_context = BTreeSet::from(["conversation_id".to_owned(), "objectid".to_owned()]);
     let want: Grants = BTreeMap::from([
-        ("dynamodb:Query".to_owned(), None),
-        ("dynamodb:BatchGetItem".to_owned(), Some(warm.clone())),
-        ("kms:Decrypt".to_owned(), None),
+        ("dynamodb:Query".to_owned(), vec![Scope::default()]),
+        ("dynamodb:BatchGetItem".to_owned(), vec![Scope { leading_keys: Some(warm.clone()), ..Scope::default() }]),
+        (
+            "kms:Decrypt".to_owned(),
+            vec![
+                Scope { context_keys: Some(keysrv_context.clone()), ..Scope::default() },
+                Scope {
+                    via: Some("s3".to_owned()),
+                    context_keys: Some(BTreeSet::from([S3_CONTEXT_KEY.to_owned()])),
+                    ..Scope::default()
+                },
+            ],
+        ),
+        ("s3:GetObject".to_owned(), vec![Scope::default()]),
     ]);
     assert_eq!(fs[0].binary, "foo");
     assert_eq!(fs[0].grants, want);
-    let other = Use { action: "dynamodb:BatchGetItem".into(), leading_keys: Some(BTreeSet::from(["C#x".to_owned()])) };
-    assert!(denied(&want, &other).is_some());
-    assert!(denied(&want, &Use { action: "dynamodb:BatchGetItem".into(), leading_keys: Some(warm) }).is_none());
-    assert!(denied(&want, &Use { action: "dynamodb:PutItem".into(), leading_keys: None }).is_some());
+    let batch_get =
+        |pk: &str| Use { leading_keys: Some(BTreeSet::from([pk.to_owned()])), ..Use::new("dynamodb:BatchGetItem") };
+    assert!(denied(&want, &batch_get("C#x")).is_some());
+    assert!(denied(&want, &batch_get(WARM_UP_PK)).is_none());
+    assert!(denied(&want, &Use::new("dynamodb:PutItem")).is_some());
+    // keysrv's own Decrypt, and the one S3 makes for a GetObject.
+    assert!(denied(&want, &Use { context_keys: Some(keysrv_context), ..Use::new("kms:Decrypt") }).is_none());
+    assert!(s3_actions("GetObject").iter().all(|u| denied(&want, u).is_none()));
+    // Neither statement allows a Decrypt under another context, nor S3's
+    // GenerateDataKey.
+    let other = BTreeSet::from(["other".to_owned()]);
+    assert!(denied(&want, &Use { context_keys: Some(other), ..Use::new("kms:Decrypt") }).is_some());
+    assert!(denied(&want, &s3_kms("kms:GenerateDataKey")).is_some());
+    assert!(s3_actions("PutObject").iter().any(|u| denied(&want, u).is_some()));
 }
