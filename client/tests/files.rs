@@ -14,12 +14,12 @@ use base64::engine::general_purpose::STANDARD;
 use keysrv_client::stanza::{ReceivedMessage, message_children};
 use keysrv_client::{Client, Content, Error, FileRef, History};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 mod support;
 
-use support::Server;
+use support::{Request, Server, read_request};
 
 const ROMEO: &str = "romeo@montague.lit";
 const JULIET: &str = "juliet@capulet.lit";
@@ -166,62 +166,6 @@ async fn registrations_keysrv_refuses() {
 
 // ---------------------------------------------------------------------------
 // Against a canned server.
-
-struct Request {
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Request {
-    fn line(&self) -> &str {
-        self.head.lines().next().unwrap_or_default()
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-        })
-    }
-
-    fn header_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .head
-            .lines()
-            .skip(1)
-            .filter_map(|l| l.split_once(':').map(|(k, _)| k.trim().to_ascii_lowercase()))
-            .collect();
-        names.sort();
-        names
-    }
-}
-
-async fn read_request(stream: &mut (impl AsyncReadExt + Unpin), buf: &mut Vec<u8>) -> Option<Request> {
-    let mut tmp = [0u8; 8192];
-    let end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = stream.read(&mut tmp).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&tmp[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-    let mut req = Request { head, body: Vec::new() };
-    let len: usize = req.header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-    while buf.len() < end + len {
-        let n = stream.read(&mut tmp).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&tmp[..n]);
-    }
-    req.body = buf[end..end + len].to_vec();
-    buf.drain(..end + len);
-    Some(req)
-}
 
 /// Answers each request with the next canned response (`{url}` in a body
 /// becomes the server's own URL) and records the requests.

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use keysrv_client::stanza::{ReceivedMessage, message_children};
 use keysrv_client::{Client, Content, Error, History, Role, StaticToken, TokenProvider, Zeroizing, async_trait};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 const ROMEO: &str = "romeo@montague.lit";
@@ -22,62 +22,10 @@ const MERCUTIO: &str = "mercutio@montague.lit";
 
 mod support;
 
-use support::Server;
+use support::{Request, Server, read_request};
 
 // ---------------------------------------------------------------------------
 // HTTP/1.1 request framing, for the proxy and the canned server.
-
-struct Request {
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Request {
-    fn line(&self) -> &str {
-        self.head.lines().next().unwrap_or_default()
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-        })
-    }
-
-    fn bytes(&self) -> Vec<u8> {
-        let mut b = self.head.clone().into_bytes();
-        b.extend_from_slice(&self.body);
-        b
-    }
-}
-
-/// Reads one request (head and a Content-Length body); None at end of stream.
-async fn read_request(stream: &mut (impl AsyncReadExt + Unpin), buf: &mut Vec<u8>) -> Option<Request> {
-    let mut tmp = [0u8; 8192];
-    let end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = stream.read(&mut tmp).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&tmp[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-    let mut req = Request { head, body: Vec::new() };
-    let len: usize = req.header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-    while buf.len() < end + len {
-        let n = stream.read(&mut tmp).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&tmp[..n]);
-    }
-    req.body = buf[end..end + len].to_vec();
-    buf.drain(..end + len);
-    Some(req)
-}
 
 /// A TCP proxy to the server that records the request line of every request.
 struct Proxy {

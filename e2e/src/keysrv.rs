@@ -2,129 +2,22 @@
 //! of it: one per device, so each device's requests can be counted, and every
 //! key keysrv releases to anyone is known to the leak scan.
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use crate::{Ledger, WAIT, unique};
+use crate::{Ledger, WAIT};
 
-fn keysrv_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("KEYSRV_BIN") {
-            return PathBuf::from(p);
-        }
-        // Test binaries live in <target>/<profile>/deps/.
-        let exe = std::env::current_exe().expect("current_exe");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("<target>/<profile>").to_path_buf();
-        let bin = profile_dir.join("keysrv");
-        if !bin.is_file() {
-            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-                Some("debug") | None => "dev".to_owned(),
-                Some(other) => other.to_owned(),
-            };
-            let target_dir = profile_dir.parent().expect("target dir");
-            let out = Command::new(cargo)
-                .current_dir(workspace)
-                .args(["build", "--quiet", "-p", "keysrv", "--bin", "keysrv", "--profile", &profile, "--target-dir"])
-                .arg(target_dir)
-                .stdin(Stdio::null())
-                .output()
-                .expect("running cargo build -p keysrv");
-            assert!(out.status.success(), "cargo build -p keysrv failed:\n{}", String::from_utf8_lossy(&out.stderr));
-        }
-        assert!(bin.is_file(), "{} is missing (set KEYSRV_BIN)", bin.display());
-        bin
-    })
-}
+// The launcher the client's tests and benches use: `keysrv server` on the
+// embedded backend in a temporary data directory, and dev tokens for it.
+#[path = "../../client/tests/support/mod.rs"]
+mod support;
 
-/// The keysrv binary without the test's own `KEYSRV_*` settings, so a
-/// developer's environment cannot point it elsewhere.
-fn keysrv_command() -> Command {
-    let mut cmd = Command::new(keysrv_bin());
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("KEYSRV_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
-
-pub struct Keysrv {
-    pub addr: SocketAddr,
-    root: PathBuf,
-    child: Option<Child>,
-}
-
-impl Keysrv {
-    pub fn start() -> Self {
-        let root = std::env::temp_dir().join(format!("keysrv-e2e-keysrv-{}", unique()));
-        std::fs::create_dir_all(&root).expect("temp dir");
-        let log = std::fs::File::create(root.join("server.log")).expect("log file");
-        let mut child = keysrv_command()
-            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(root.join("data"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", keysrv_bin().display()));
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut first = String::new();
-            let _ = reader.read_line(&mut first);
-            let _ = tx.send(first);
-            let _ = reader.read_to_end(&mut Vec::new());
-        });
-        let line = rx.recv_timeout(WAIT).unwrap_or_default();
-        let Some(url) = line.trim().strip_prefix("keysrv listening on ") else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "keysrv did not report its address (first line {line:?}); log:\n{}",
-                std::fs::read_to_string(root.join("server.log")).unwrap_or_default()
-            );
-        };
-        let addr = url.trim_start_matches("http://").parse().expect("address");
-        Self { addr, root, child: Some(child) }
-    }
-
-    /// A dev access token for `jid` (as an app gets one from its identity
-    /// provider).
-    pub fn token(&self, jid: &str) -> String {
-        let out = keysrv_command()
-            .arg("token")
-            .arg("--data-dir")
-            .arg(self.root.join("data"))
-            .arg(jid)
-            .stdin(Stdio::null())
-            .output()
-            .expect("running keysrv token");
-        assert!(out.status.success(), "keysrv token failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).expect("utf-8 token").trim().to_owned()
-    }
-}
-
-impl Drop for Keysrv {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
+pub use support::{Server as Keysrv, unique};
 
 /// One request as the proxy saw it.
 #[derive(Clone, Debug)]

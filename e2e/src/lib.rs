@@ -15,16 +15,15 @@ pub mod prosody;
 pub mod storage;
 pub mod xmpp;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use keysrv_client::stanza::{MessageType, message_stanza};
 use keysrv_client::{Client, Content, KeyObject};
 
-pub use crate::keysrv::{Keysrv, Proxy, Seen};
+pub use crate::keysrv::{Keysrv, Proxy, Seen, unique};
 pub use crate::prosody::Prosody;
 pub use crate::xmpp::Xmpp;
 
@@ -36,12 +35,6 @@ pub const ROMEO: &str = "romeo@montague.lit";
 pub const JULIET: &str = "juliet@capulet.lit";
 pub const MERCUTIO: &str = "mercutio@montague.lit";
 pub const PASSWORD: &str = "wherefore-art-thou";
-
-pub fn unique() -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("{}-{nanos:x}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
-}
 
 /// What the XMPP server must never see (plaintexts, keys) and what it must
 /// see (the `<encrypted>` elements sent).

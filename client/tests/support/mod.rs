@@ -146,3 +146,72 @@ impl Drop for Server {
         let _ = std::fs::remove_dir_all(&self.root);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Raw HTTP requests, as the tests' proxies and canned servers read them.
+
+/// One HTTP/1.1 request: its head (request line and headers) and body.
+pub struct Request {
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    pub fn line(&self) -> &str {
+        self.head.lines().next().unwrap_or_default()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    /// The header names, lower case, sorted.
+    pub fn header_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .head
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':').map(|(k, _)| k.trim().to_ascii_lowercase()))
+            .collect();
+        names.sort();
+        names
+    }
+
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut b = self.head.clone().into_bytes();
+        b.extend_from_slice(&self.body);
+        b
+    }
+}
+
+/// Reads one request (head and a Content-Length body) from `stream`, with
+/// `buf` holding what was read beyond the previous one; None at end of stream.
+pub async fn read_request(stream: &mut (impl tokio::io::AsyncReadExt + Unpin), buf: &mut Vec<u8>) -> Option<Request> {
+    let mut tmp = [0u8; 8192];
+    let end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut tmp).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&tmp[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let mut req = Request { head, body: Vec::new() };
+    let len: usize = req.header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    while buf.len() < end + len {
+        let n = stream.read(&mut tmp).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&tmp[..n]);
+    }
+    req.body = buf[end..end + len].to_vec();
+    buf.drain(..end + len);
+    Some(req)
+}
