@@ -18,7 +18,7 @@ help:
 	@echo "make run    build and start keysrv server (dev mode, embedded backends)"
 	@echo "make run-aws  the same on the AWS backends, against a local emulator (moto) built from template.yaml"
 	@echo "make test   fmt, clippy, licences, and every test suite"
-	@echo "make bench  load-test GET /v1/keys/{objectid} with wrk"
+	@echo "make bench  load-test GET /v1/keys/{objectid} with wrk; stream a 100 MiB file through the embedded file server (peak RSS)"
 	@echo "make package  build every Lambda function with cargo-lambda and print zip sizes"
 	@echo "make deploy   sam build && sam deploy --guided"
 
@@ -73,6 +73,7 @@ test: lint unit unit-aws
 
 bench:
 	bench/keys.sh
+	bash bench/files_rss.sh
 
 # Every Lambda function, built for Lambda (x86_64; add --arm64 where the
 # aarch64 target is installed) and zipped, with each zip's size.
