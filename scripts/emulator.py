@@ -466,6 +466,9 @@ def lifecycle_rule(logical: str, rule: dict) -> dict:
             out[k] = {"DaysAfterInitiation": int(v["DaysAfterInitiation"])}
         elif k == "ExpirationInDays":
             out["Expiration"] = {"Days": int(v)}
+        elif k == "TagFilters":
+            tags = [{"Key": t["Key"], "Value": t["Value"]} for t in v]
+            out["Filter"] = {"Tag": tags[0]} if len(tags) == 1 else {"And": {"Tags": tags}}
         elif k not in ("Status", "Prefix"):
             log(f"{logical}: lifecycle rule property {k} not emulated")
     return out

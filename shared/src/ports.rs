@@ -206,4 +206,13 @@ pub trait FileStore: Send + Sync {
 
     /// Deletes stored bytes; keys with nothing stored are not an error.
     async fn delete(&self, keys: &[StorageKey]) -> Result<(), BackendError>;
+
+    /// Deletes the bytes of files whose upload URL may still be live, and
+    /// makes sure no upload through such a URL stores anything afterwards
+    /// (a crypto-shred must not be undone by an upload that was in flight).
+    /// Stores that check registration at upload time need nothing more than
+    /// `delete`.
+    async fn delete_recent(&self, keys: &[StorageKey]) -> Result<(), BackendError> {
+        self.delete(keys).await
+    }
 }

@@ -267,6 +267,20 @@ impl Emulator {
         });
     }
 
+    /// Backdates a file's registration by `secs`, so that keysrv treats its
+    /// upload URL as expired (deleting it then deletes the object instead of
+    /// writing a tombstone).
+    pub fn age_file(&self, file_id: &str, secs: i64) {
+        let (cid, fid) = file_id.split_once('.').expect("a file id is <conversation>.<file>");
+        let mut item = self.conversation_items(cid).remove(&format!("F#{fid}")).expect("the file's item");
+        let created: i64 = match item.get("created_at") {
+            Some(AttributeValue::N(n)) => n.parse().expect("created_at"),
+            other => panic!("created_at of {file_id}: {other:?}"),
+        };
+        item.insert("created_at".into(), AttributeValue::N((created - secs * 1000).to_string()));
+        self.put_item(item);
+    }
+
     /// KMS `Decrypt` with this encryption context: the plaintext, or the
     /// error code (e.g. `InvalidCiphertextException`).
     pub fn decrypt(&self, blob: &[u8], context: &[(&str, &str)]) -> Result<Vec<u8>, String> {
@@ -301,6 +315,22 @@ impl Emulator {
                 Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => None,
                 Err(e) => panic!("HeadObject {bucket}/{key}: {}", DisplayErrorContext(&e)),
             }
+        })
+    }
+
+    /// Whether the object is an upload tombstone: empty and tagged
+    /// `keysrv=tombstone` (what deleting a recently registered file leaves,
+    /// so that its still-live upload URL cannot store bytes again).
+    pub fn is_tombstone(&self, key: &str) -> bool {
+        let (s3, bucket) = (&self.s3, self.files_bucket());
+        let Some(head) = self.head_object(key) else { return false };
+        if head.content_length() != Some(0) {
+            return false;
+        }
+        block_on(async move {
+            let tags = s3.get_object_tagging().bucket(bucket).key(key).send().await;
+            let tags = tags.unwrap_or_else(|e| panic!("GetObjectTagging {bucket}/{key}: {}", DisplayErrorContext(&e)));
+            tags.tag_set().iter().any(|t| t.key() == "keysrv" && t.value() == "tombstone")
         })
     }
 

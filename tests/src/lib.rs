@@ -652,10 +652,15 @@ impl TestServer {
     /// Are bytes stored under this storage key (the last path segment of a
     /// file's upload URL)? Embedded: a file of that name in `files_dir()`.
     /// AWS: `HeadObject` on the files bucket finds it.
+    /// (A tombstone — an empty object that keeps a still-live upload URL
+    /// from storing bytes again — holds no bytes.)
     pub fn file_stored(&self, storage_key: &str) -> bool {
         match self.backend {
             Backend::Embedded => self.files_dir().join(storage_key).exists(),
-            Backend::Aws => aws::emulator().head_object(storage_key).is_some(),
+            Backend::Aws => {
+                let emu = aws::emulator();
+                emu.head_object(storage_key).is_some() && !emu.is_tombstone(storage_key)
+            }
         }
     }
 

@@ -38,6 +38,7 @@ const DELETE_ITEM: &str = "DynamoDB_20120810.DeleteItem";
 const GENERATE_DATA_KEY: &str = "TrentService.GenerateDataKey";
 const DECRYPT: &str = "TrentService.Decrypt";
 const S3_DELETE_OBJECTS: &str = "S3.DeleteObjects";
+const S3_PUT_OBJECT: &str = "S3.PutObject";
 
 /// Transient faults: every call site must turn them into 503 + `Retry-After`.
 const TRANSIENT: [Fault; 2] = [Fault::Throttling, Fault::Unavailable];
@@ -617,44 +618,50 @@ async fn aws_faults_deleting_file_bytes() {
     let rig = Rig::start();
     let owner = rig.s.token(*OWNER);
     let mut m = Matrix::default();
-    for fault in [Fault::Throttling, Fault::Unavailable] {
-        // DELETE /v1/files/{id}: the bytes go first; a failure there leaves
-        // the file registered and stored, and a retry finishes.
-        let c = rig.direct.create_conversation(&owner, &[*BOB], "shared").await;
-        let (fid, key) = stored_file(&rig.direct, &owner, &c.conversation_id, b"hello").await;
-        let (r, mut complaints) = rig.inject(S3_DELETE_OBJECTS, fault, rig.s.delete(&file_path(&fid), &owner)).await;
-        complaints.extend(response_complaints(&r, 503));
-        if rig.direct.get(&file_path(&fid), &owner).await.status != 200 || !rig.direct.file_stored(&key) {
-            complaints.push("a failed delete_file changed the file".into());
-        }
-        let retry = rig.s.delete(&file_path(&fid), &owner).await;
-        if retry.status != 204 || rig.direct.file_stored(&key) {
-            complaints.push(format!("the retry: {} and the bytes are still stored", retry.status));
-        }
-        m.record("delete_file", S3_DELETE_OBJECTS, fault, &r, complaints);
+    // A file registered an hour ago has no live upload URL: its object is
+    // deleted (DeleteObjects). A new one's key gets a tombstone (PutObject)
+    // that its live upload URL cannot overwrite.
+    for (target, age_secs) in [(S3_DELETE_OBJECTS, 3600), (S3_PUT_OBJECT, 0)] {
+        for fault in [Fault::Throttling, Fault::Unavailable] {
+            // DELETE /v1/files/{id}: the bytes go first; a failure there
+            // leaves the file registered and stored, and a retry finishes.
+            let c = rig.direct.create_conversation(&owner, &[*BOB], "shared").await;
+            let (fid, key) = stored_file(&rig.direct, &owner, &c.conversation_id, b"hello").await;
+            aws::emulator().age_file(&fid, age_secs);
+            let (r, mut complaints) = rig.inject(target, fault, rig.s.delete(&file_path(&fid), &owner)).await;
+            complaints.extend(response_complaints(&r, 503));
+            if rig.direct.get(&file_path(&fid), &owner).await.status != 200 || !rig.direct.file_stored(&key) {
+                complaints.push("a failed delete_file changed the file".into());
+            }
+            let retry = rig.s.delete(&file_path(&fid), &owner).await;
+            if retry.status != 204 || rig.direct.file_stored(&key) {
+                complaints.push(format!("the retry: {} and the bytes are still stored", retry.status));
+            }
+            m.record("delete_file", target, fault, &r, complaints);
 
-        // The crypto-shred: the conversation is invisible from the start;
-        // the owner's retry deletes the bytes and the rows.
-        let c = rig.direct.create_conversation(&owner, &[*BOB], "shared").await;
-        let cid = c.conversation_id.clone();
-        let (_, key) = stored_file(&rig.direct, &owner, &cid, b"hello").await;
-        let (r, mut complaints) =
-            rig.inject(S3_DELETE_OBJECTS, fault, rig.s.delete(&conversation_path(&cid), &owner)).await;
-        complaints.extend(response_complaints(&r, 503));
-        if rig.direct.get(&conversation_path(&cid), &owner).await.status != 404 {
-            complaints.push("the conversation is still visible after a failed crypto-shred".into());
+            // The crypto-shred: the conversation is invisible from the start;
+            // the owner's retry deletes the bytes and the rows.
+            let c = rig.direct.create_conversation(&owner, &[*BOB], "shared").await;
+            let cid = c.conversation_id.clone();
+            let (fid, key) = stored_file(&rig.direct, &owner, &cid, b"hello").await;
+            aws::emulator().age_file(&fid, age_secs);
+            let (r, mut complaints) = rig.inject(target, fault, rig.s.delete(&conversation_path(&cid), &owner)).await;
+            complaints.extend(response_complaints(&r, 503));
+            if rig.direct.get(&conversation_path(&cid), &owner).await.status != 404 {
+                complaints.push("the conversation is still visible after a failed crypto-shred".into());
+            }
+            let retry = rig.s.delete(&conversation_path(&cid), &owner).await;
+            let left = aws::emulator().conversation_items(&cid);
+            if retry.status != 204 || rig.direct.file_stored(&key) || !left.is_empty() {
+                complaints.push(format!(
+                    "the owner's retry: {}, bytes stored: {}, items left: {:?}",
+                    retry.status,
+                    rig.direct.file_stored(&key),
+                    left.keys().collect::<Vec<_>>()
+                ));
+            }
+            m.record("delete_conversation", target, fault, &r, complaints);
         }
-        let retry = rig.s.delete(&conversation_path(&cid), &owner).await;
-        let left = aws::emulator().conversation_items(&cid);
-        if retry.status != 204 || rig.direct.file_stored(&key) || !left.is_empty() {
-            complaints.push(format!(
-                "the owner's retry: {}, bytes stored: {}, items left: {:?}",
-                retry.status,
-                rig.direct.file_stored(&key),
-                left.keys().collect::<Vec<_>>()
-            ));
-        }
-        m.record("delete_conversation", S3_DELETE_OBJECTS, fault, &r, complaints);
     }
     m.finish("S3 faults while deleting file bytes");
 }

@@ -147,6 +147,19 @@ async fn upload(up: &Presigned, bytes: &[u8]) -> Raw {
     send_to(Method::PUT, &up.url, &up.headers, Some(bytes.to_vec())).await
 }
 
+/// What a download URL issued before a deletion gets: nothing (404) — on
+/// S3, the empty tombstone that now holds the key.
+fn expect_no_bytes(s: &TestServer, r: Raw, what: &str) {
+    match s.backend() {
+        Backend::Embedded => {
+            r.expect(404, what);
+        }
+        Backend::Aws => {
+            assert!(r.status == 404 || (r.status == 200 && r.body.is_empty()), "{what}: {} {:?}", r.status, r.body);
+        }
+    }
+}
+
 async fn fetch(url: &str) -> Raw {
     send_to(Method::GET, url, &BTreeMap::new(), None).await
 }
@@ -168,6 +181,8 @@ fn expected_upload_headers(s: &TestServer, content_type: &str, size: u64) -> BTr
     if s.backend() == Backend::Aws {
         h.insert("x-amz-server-side-encryption".into(), "aws:kms".into());
         h.insert("x-amz-server-side-encryption-aws-kms-key-id".into(), aws::emulator().env.files_kms_key_id.clone());
+        // An upload never overwrites: not a second upload, not a tombstone.
+        h.insert("if-none-match".into(), "*".into());
     }
     h
 }
@@ -395,10 +410,12 @@ async fn uploader_owner_and_admins_delete_files_other_members_may_not() {
     }
     assert!(!s.file_stored(&key), "the bytes of a deleted file are still stored");
     if s.backend() == Backend::Aws {
-        assert_eq!(aws::emulator().object_keys(&key), Vec::<String>::new());
+        // Registered moments ago, its upload URL is still live: the key
+        // holds an empty tombstone that the URL cannot overwrite.
+        assert!(aws::emulator().is_tombstone(&key), "no tombstone under {key}");
     }
     assert_eq!(s.row_counts().files, rows.files - 1);
-    fetch(&down.url).await.expect(404, "a download URL issued before the delete");
+    expect_no_bytes(&s, fetch(&down.url).await, "a download URL issued before the delete");
     s.delete(&file_path(&f.file_id), &carol).await.expect_problem(404);
 
     // The owner and an admin delete others' files; a file never uploaded goes too.
@@ -415,9 +432,10 @@ async fn uploader_owner_and_admins_delete_files_other_members_may_not() {
     assert_eq!(s.row_counts().files, rows.files - 1);
     // The URL of the file deleted before its upload does not bring it back.
     let r = upload(&never.upload, b"never").await;
-    assert!(r.status == 404 || s.backend() == Backend::Aws, "upload after delete: {} {:?}", r.status, r.body);
+    let refused = if s.backend() == Backend::Aws { 412 } else { 404 };
+    assert_eq!(r.status, refused, "upload after delete: {:?}", r.body);
+    assert!(!s.file_stored(&never.upload.storage_key()), "an upload for a deleted file was stored");
     if s.backend() == Backend::Embedded {
-        assert!(!s.file_stored(&never.upload.storage_key()), "an upload for a deleted file was stored");
         assert_eq!(s.files_dir_entries(), Vec::<String>::new());
     }
 }
@@ -445,7 +463,7 @@ async fn crypto_shred_deletes_the_stored_files() {
         s.get(&file_path(&f.file_id), &owner).await.expect_problem(404);
         s.get(&file_path(&f.file_id), &bob).await.expect_problem(404);
     }
-    fetch(&down.url).await.expect(404, "a download URL issued before the shred");
+    expect_no_bytes(&s, fetch(&down.url).await, "a download URL issued before the shred");
     // The upload URL of the never-uploaded file stores nothing now.
     let r = upload(&pending.upload, b"too late").await;
     match s.backend() {
@@ -455,10 +473,11 @@ async fn crypto_shred_deletes_the_stored_files() {
             assert_eq!(s.row_counts().files, 1, "file rows left after the shred");
         }
         Backend::Aws => {
-            // S3 takes the PUT (the URL is valid until it expires); what the
-            // shred must guarantee is that nothing stored before it remains.
-            for key in &keys[..2] {
-                assert_eq!(aws::emulator().object_keys(key), Vec::<String>::new(), "ListObjectsV2 {key}");
+            // S3 refuses it: the key holds a tombstone, and the URL signs
+            // If-None-Match: * (no overwriting).
+            r.expect(412, "upload to a shredded conversation");
+            for key in &keys {
+                assert!(aws::emulator().is_tombstone(key), "{key} is not a tombstone after the shred");
             }
             let items = aws::emulator().conversation_items(cid);
             assert!(items.is_empty(), "items left after the shred: {:?}", items.keys().collect::<Vec<_>>());
@@ -821,6 +840,7 @@ async fn aws_urls_sign_the_headers_and_expire_and_objects_use_sse_kms() {
             "content-length",
             "content-type",
             "host",
+            "if-none-match",
             "x-amz-server-side-encryption",
             "x-amz-server-side-encryption-aws-kms-key-id",
         ]

@@ -382,7 +382,13 @@ fn actions_of(req: &Recorded) -> Vec<Use> {
         return vec![Use::new(format!("secretsmanager:{op}"))];
     }
     if let Some(op) = target.strip_prefix(keysrv_tests::fault_proxy::S3) {
-        return s3_actions(op);
+        let mut uses = s3_actions(op);
+        // Tags set with the object (the tombstones of deleted files) need
+        // their own permission.
+        if op == "PutObject" && req.headers.contains_key("x-amz-tagging") {
+            uses.push(Use::new("s3:PutObjectTagging"));
+        }
+        return uses;
     }
     panic!("an AWS request of no known operation {target:?}: {} {}", req.method, req.path_and_query);
 }
@@ -843,8 +849,23 @@ async fn iam_policies_grant_every_action_each_route_uses() {
 
     const DELETE_FILE: &str = "delete_file";
     rec.run(DELETE_FILE, "a plain member deletes another's file", false, c.delete(&file_at(&deleted_file), &bob)).await;
-    rec.run(DELETE_FILE, "the uploader deletes it", true, c.delete(&file_at(&deleted_file), &owner)).await;
+    // Registered an hour ago: its upload URL has expired, so its object is
+    // deleted; a file registered just now gets a tombstone (PutObject with a
+    // tag) that its still-live upload URL cannot overwrite.
+    aws::emulator().age_file(&deleted_file, 3600);
+    rec.run(DELETE_FILE, "the uploader deletes an old file", true, c.delete(&file_at(&deleted_file), &owner)).await;
     assert_eq!(s3_requests(&rec.last, "DeleteObjects").len(), 1, "delete_file: {:?}", rec.last);
+    let fresh = rec
+        .run(
+            CREATE_FILE,
+            "owner registers a file and deletes it at once",
+            true,
+            create_and_upload(shared_cid.clone(), owner.clone()),
+        )
+        .await
+        .str("file_id");
+    rec.run(DELETE_FILE, "the uploader deletes a new file", true, c.delete(&file_at(&fresh), &owner)).await;
+    assert_eq!(s3_requests(&rec.last, "PutObject").len(), 1, "delete_file of a new file: {:?}", rec.last);
     rec.run(DELETE_FILE, "delete it again", false, c.delete(&file_at(&deleted_file), &owner)).await;
     rec.run(DELETE_FILE, "non-member", false, c.delete(&file_at(&doomed_file), &rec.s.token(*DAVE))).await;
     rec.run(DELETE_FILE, "unknown file", false, c.delete(&file_at(&unknown_objectid_in(&shared_cid)), &owner)).await;
@@ -852,6 +873,8 @@ async fn iam_policies_grant_every_action_each_route_uses() {
     // --- delete_conversation
     const DELETE_CONV: &str = "delete_conversation";
     rec.run(DELETE_CONV, "a member who is not the owner", false, c.delete(&conversation_path(&doomed_cid), &bob)).await;
+    // The uploaded file is old (deleted), the never-uploaded one new (tombstoned).
+    aws::emulator().age_file(&doomed_file, 3600);
     rec.run(
         DELETE_CONV,
         "the owner deletes it (two files, one uploaded)",
@@ -865,6 +888,7 @@ async fn iam_policies_grant_every_action_each_route_uses() {
         "the crypto-shred did not delete the object {doomed_object} of its file: {:?}",
         rec.last
     );
+    assert_eq!(s3_requests(&rec.last, "PutObject").len(), 1, "the crypto-shred's tombstone: {:?}", rec.last);
     rec.run(DELETE_CONV, "delete it again", false, c.delete(&conversation_path(&doomed_cid), &owner)).await;
     rec.run(DELETE_CONV, "unknown conversation", false, c.delete(&conversation_path(&unknown_cid), &owner)).await;
 

@@ -1,12 +1,20 @@
 //! The file store on S3: presigned PUT and GET URLs, straight to a bucket
 //! whose objects are encrypted with SSE-KMS under the project's key.
 //!
-//! An upload URL signs the object key, `Content-Type`, `Content-Length` and
+//! An upload URL signs the object key, `Content-Type`, `Content-Length`,
 //! both SSE-KMS headers (`x-amz-server-side-encryption: aws:kms` and the key
-//! id), so S3 refuses an upload of another size, type or encryption; the
-//! bucket policy refuses any PutObject without them as well. The URLs are
+//! id) and `If-None-Match: *`, so S3 refuses an upload of another size, type
+//! or encryption, and any upload to a key that already holds an object; the
+//! bucket policy refuses any PutObject without SSE-KMS as well. The URLs are
 //! signed with the function's own (temporary) credentials: a URL stops
 //! working when either it or those credentials expire.
+//!
+//! Deleting a file whose upload URL may still be live (registered within
+//! the URL lifetime) cannot just delete the object: the URL could store the
+//! bytes again after a crypto-shred. Instead its key is overwritten with an
+//! empty "tombstone" object (the old bytes are gone: the bucket keeps no
+//! versions), which the URL's `If-None-Match: *` cannot overwrite; a
+//! lifecycle rule removes tombstones (tag `keysrv=tombstone`) after a day.
 
 use std::time::Duration;
 
@@ -22,6 +30,10 @@ use crate::timestamp::Timestamp;
 
 /// S3's limit of keys per `DeleteObjects`.
 const MAX_DELETE: usize = 1000;
+/// Tombstone writes in flight at once.
+const PARALLEL_TOMBSTONES: usize = 16;
+/// The tag the bucket's lifecycle rule expires tombstones by (template.yaml).
+const TOMBSTONE_TAG: &str = "keysrv=tombstone";
 
 pub struct S3FileStore {
     client: Client,
@@ -58,6 +70,7 @@ impl FileStore for S3FileStore {
             .content_length(size)
             .server_side_encryption(ServerSideEncryption::AwsKms)
             .ssekms_key_id(&self.kms_key_id)
+            .if_none_match("*")
             .presigned(config)
             .await
             .map_err(presign_error)?;
@@ -77,6 +90,30 @@ impl FileStore for S3FileStore {
             .map_err(presign_error)?;
         let headers = req.headers().map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned())).collect();
         Ok(PresignedRequest { url: req.uri().to_owned(), headers, expires_at })
+    }
+
+    async fn delete_recent(&self, keys: &[StorageKey]) -> Result<(), BackendError> {
+        let mut set = tokio::task::JoinSet::new();
+        for key in keys {
+            let put = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key.as_str())
+                .content_type("application/octet-stream")
+                .content_length(0)
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id(&self.kms_key_id)
+                .tagging(TOMBSTONE_TAG);
+            set.spawn(async move { put.send().await.map(|_| ()).map_err(|e| classify("s3:PutObject", e)) });
+            while set.len() >= PARALLEL_TOMBSTONES {
+                join_put(&mut set).await?;
+            }
+        }
+        while !set.is_empty() {
+            join_put(&mut set).await?;
+        }
+        Ok(())
     }
 
     async fn delete(&self, keys: &[StorageKey]) -> Result<(), BackendError> {
@@ -109,5 +146,13 @@ impl FileStore for S3FileStore {
             }
         }
         Ok(())
+    }
+}
+
+async fn join_put(set: &mut tokio::task::JoinSet<Result<(), BackendError>>) -> Result<(), BackendError> {
+    match set.join_next().await {
+        Some(Ok(result)) => result,
+        Some(Err(e)) => Err(BackendError::Internal(format!("tombstone task: {e}"))),
+        None => Ok(()),
     }
 }

@@ -76,11 +76,29 @@ impl KeyService {
             audit::file_event("delete_file", caller, conversation, file.file_id.as_str(), Outcome::Denied);
             return Err(e);
         }
-        self.files.delete(std::slice::from_ref(&file.storage_key)).await?;
+        self.delete_bytes(vec![(file.storage_key.clone(), Some(file.created_at))]).await?;
         if !self.store.delete_file(&file.file_id).await? {
             return Err(Error::NotFound);
         }
         audit::file_event("delete_file", caller, conversation, file.file_id.as_str(), Outcome::Applied);
+        Ok(())
+    }
+
+    /// Deletes stored bytes. Files registered within the URL lifetime (or
+    /// at an unknown time) may have a live upload URL: for those the store
+    /// also blocks that URL.
+    pub(super) async fn delete_bytes(&self, files: Vec<(StorageKey, Option<Timestamp>)>) -> Result<()> {
+        // A minute of slack for clocks and for URLs signed just before the row was read.
+        let cutoff = Timestamp::now().plus_secs(-(self.limits.file_url_ttl.as_secs() as i64) - 60);
+        let (recent, old): (Vec<_>, Vec<_>) = files.into_iter().partition(|(_, at)| at.is_none_or(|t| t > cutoff));
+        let keys = |v: Vec<(StorageKey, Option<Timestamp>)>| v.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        let (recent, old) = (keys(recent), keys(old));
+        if !old.is_empty() {
+            self.files.delete(&old).await?;
+        }
+        if !recent.is_empty() {
+            self.files.delete_recent(&recent).await?;
+        }
         Ok(())
     }
 

@@ -368,15 +368,15 @@ impl KeyService {
         // interruption leaves rows that the owner's retry finds again; then
         // the bytes of any file registered while this ran.
         self.store.mark_deleting(&id).await?;
-        let before: Vec<_> = self.store.files_of(&id).await?.into_iter().map(|f| f.storage_key).collect();
-        self.files.delete(&before).await?;
+        let before: Vec<_> =
+            self.store.files_of(&id).await?.into_iter().map(|f| (f.storage_key, Some(f.created_at))).collect();
+        self.delete_bytes(before.clone()).await?;
         let Some(after) = self.store.delete(&id).await? else {
             return Err(Error::NotFound);
         };
-        let late: Vec<_> = after.into_iter().filter(|k| !before.contains(k)).collect();
-        if !late.is_empty() {
-            self.files.delete(&late).await?;
-        }
+        let late: Vec<_> =
+            after.into_iter().filter(|k| !before.iter().any(|(b, _)| b == k)).map(|k| (k, None)).collect();
+        self.delete_bytes(late).await?;
         audit::change_event("delete_conversation", caller, id.as_str(), None, Outcome::Applied);
         Ok(())
     }
