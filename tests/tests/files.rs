@@ -873,3 +873,68 @@ async fn aws_urls_sign_the_headers_and_expire_and_objects_use_sse_kms() {
         assert!(fetch(&down.url).await.expect(200, "GET from S3").body == bytes);
     }
 }
+
+/// The audit events (target `audit`) in the server's log, as JSON field maps.
+fn audit_events(s: &TestServer) -> Vec<Value> {
+    s.log()
+        .lines()
+        .filter_map(|l| keysrv_tests::serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["target"] == json!("audit"))
+        .map(|v| v["fields"].clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_file_grant_and_refusal_is_audited_without_urls() {
+    let s = TestServer::start();
+    let (owner, stranger) = (s.token(*OWNER), s.token(*STRANGER));
+    let c = s.create_conversation(&owner, &[*BOB], "shared").await;
+    let f = stored_file(&s, &owner, &c.conversation_id, "text/plain", b"audited").await;
+    let (down, _) = download_grant(&s, &owner, &f.file_id).await;
+    s.get(&file_path(&f.file_id), &stranger).await.expect_problem(404);
+    s.post(&files_path(&c.conversation_id), &stranger, Some(&json!({"content_type": "text/plain", "size": 1})))
+        .await
+        .expect_problem(404);
+    s.delete(&file_path(&f.file_id), &stranger).await.expect_problem(404);
+
+    let wanted = [
+        ("upload_grant", *OWNER, f.file_id.as_str(), "released"),
+        ("download_grant", *OWNER, f.file_id.as_str(), "released"),
+        ("download_grant", *STRANGER, f.file_id.as_str(), "denied"),
+        ("upload_grant", *STRANGER, "", "denied"),
+        ("delete_file", *STRANGER, f.file_id.as_str(), "denied"),
+    ];
+    // The log is written in the background: give it a moment.
+    let mut events = Vec::new();
+    for _ in 0..50 {
+        events = audit_events(&s);
+        let found = |(action, caller, file_id, outcome): &(&str, &str, &str, &str)| {
+            events.iter().any(|e| {
+                e["action"] == json!(action)
+                    && e["caller"] == json!(caller)
+                    && e["file_id"] == json!(file_id)
+                    && e["outcome"] == json!(outcome)
+                    && e["conversation"] == json!(c.conversation_id)
+            })
+        };
+        if wanted.iter().all(found) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for w in &wanted {
+        assert!(
+            events.iter().any(|e| e["action"] == json!(w.0)
+                && e["caller"] == json!(w.1)
+                && e["file_id"] == json!(w.2)
+                && e["outcome"] == json!(w.3)),
+            "no audit event {w:?} in {events:#?}"
+        );
+    }
+    // A URL is a bearer credential: neither it nor its signature is logged.
+    let log = s.log();
+    for url in [&f.upload.url, &down.url] {
+        let query = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
+        assert!(!log.contains(query), "the log holds a presigned URL's query");
+    }
+}
