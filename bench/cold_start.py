@@ -38,6 +38,10 @@ ROUTES = {
                    {"conversation_id": "A" * 22, "jid": "juliet@capulet.lit"}, '{"role": "member"}'),
     "delete_member": ("DELETE", "/v1/conversations/{conversation_id}/members/{jid}",
                       {"conversation_id": "A" * 22, "jid": "juliet@capulet.lit"}, None),
+    "create_file": ("POST", "/v1/conversations/{conversation_id}/files", {"conversation_id": "A" * 22},
+                    '{"content_type": "image/png", "size": 1024}'),
+    "get_file": ("GET", "/v1/files/{file_id}", {"file_id": "A" * 22 + "." + "B" * 22}, None),
+    "delete_file": ("DELETE", "/v1/files/{file_id}", {"file_id": "A" * 22 + "." + "B" * 22}, None),
 }
 
 

@@ -16,10 +16,22 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response, service_fn};
 
 /// Runs `route` as a Lambda function. Configuration, backends and clients
-/// are built once per container, before the first invocation.
+/// are built once per container, before the first invocation. For routes
+/// that touch no file bytes: the binary links no S3 client.
 pub async fn run(route: Route) -> Result<(), lambda_http::Error> {
     init_logging();
-    let app = Arc::new(App::from_env().await?);
+    serve(route, App::from_env_without_files().await?).await
+}
+
+/// `run`, for the routes that move or delete file bytes
+/// (`Route::touches_file_bytes`): with the S3 client.
+pub async fn run_with_files(route: Route) -> Result<(), lambda_http::Error> {
+    init_logging();
+    serve(route, App::from_env().await?).await
+}
+
+async fn serve(route: Route, app: App) -> Result<(), lambda_http::Error> {
+    let app = Arc::new(app);
     app.keys.warm_up().await;
     lambda_http::run(service_fn(move |event: Request| {
         let app = Arc::clone(&app);

@@ -88,6 +88,21 @@ fn one_lambda_binary_per_route() {
     assert_eq!(bins, names);
 }
 
+#[test]
+fn only_the_binaries_of_file_routes_link_the_s3_client() {
+    for route in Route::ALL {
+        let path = workspace().join(format!("functions/src/bin/{}.rs", route.name()));
+        let source = std::fs::read_to_string(&path).unwrap();
+        let (with, without) = (source.contains("run_with_files("), source.contains("keysrv_functions::run("));
+        assert_eq!(
+            (with, without),
+            (route.touches_file_bytes(), !route.touches_file_bytes()),
+            "{}: a route that touches file bytes calls run_with_files, any other run",
+            path.display()
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_local_server_serves_every_route_and_nothing_else() {
     let dir = std::env::temp_dir().join(format!("keysrv-parity-{}", std::process::id()));

@@ -32,10 +32,22 @@ impl App {
         Ok(Self::new(Config::from_env()?).await?)
     }
 
+    /// As `from_env`, for a process that serves no route touching file
+    /// bytes (most Lambda functions): on AWS it has no S3 client, and its
+    /// binary does not link one (see `functions/src/bin`).
+    pub async fn from_env_without_files() -> Result<Self, crate::Error> {
+        Ok(Self::build::<false>(Config::from_env()?).await?)
+    }
+
     pub async fn new(config: Config) -> Result<Self, BackendError> {
+        Self::build::<true>(config).await
+    }
+
+    /// `S3` is a constant so that `build::<false>` contains no S3 code.
+    async fn build<const S3: bool>(config: Config) -> Result<Self, BackendError> {
         let backends = match &config.backend {
             Backend::Embedded { data_dir } => embedded(data_dir, config.public_url.clone())?,
-            Backend::Aws(settings) => aws(settings).await?,
+            Backend::Aws(settings) => aws::<S3>(settings).await?,
         };
         let keys = KeyService::new(backends.store, backends.wrapper, backends.files, config.limits.clone());
         Ok(Self {
@@ -71,10 +83,9 @@ fn embedded(_: &std::path::Path, _: Option<String>) -> Result<Backends, BackendE
 /// DynamoDB plus KMS or Secrets Manager, with the SDK's configuration from
 /// the environment (region, credentials, `AWS_ENDPOINT_URL` for an emulator).
 #[cfg(feature = "aws")]
-async fn aws(settings: &crate::config::AwsSettings) -> Result<Backends, BackendError> {
+async fn aws<const S3: bool>(settings: &crate::config::AwsSettings) -> Result<Backends, BackendError> {
     use crate::adapters::dynamodb::DynamoStore;
     use crate::adapters::kms::KmsWrapper;
-    use crate::adapters::s3::S3FileStore;
     use crate::adapters::secrets_manager::SecretsManagerWrapper;
     use crate::config::Wrapping;
 
@@ -109,12 +120,9 @@ async fn aws(settings: &crate::config::AwsSettings) -> Result<Backends, BackendE
         }
     };
     let files: Arc<dyn FileStore> = match &settings.files {
-        Some(s3) => {
-            // An emulator is reached by an address, not a bucket subdomain.
-            let client = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(sdk.endpoint_url().is_some()).build();
-            Arc::new(S3FileStore::new(aws_sdk_s3::Client::from_conf(client), s3.bucket.clone(), s3.kms_key_id.clone()))
-        }
-        None => Arc::new(NoFileStore),
+        Some(s3) if S3 => Arc::new(crate::adapters::s3::S3FileStore::connect(&sdk, s3)),
+        Some(_) => Arc::new(NoFileStore("this function serves no file route")),
+        None => Arc::new(NoFileStore("file storage is not configured (KEYSRV_FILES_BUCKET, KEYSRV_FILES_KMS_KEY_ID)")),
     };
     Ok(Backends {
         store: Arc::new(store),
@@ -125,9 +133,10 @@ async fn aws(settings: &crate::config::AwsSettings) -> Result<Backends, BackendE
     })
 }
 
-/// A deployment without a files bucket: the file routes fail loudly.
+/// No file storage here (no bucket configured, or a function that serves
+/// no file route): file operations fail loudly, with the reason.
 #[cfg(feature = "aws")]
-struct NoFileStore;
+struct NoFileStore(&'static str);
 
 #[cfg(feature = "aws")]
 #[async_trait::async_trait]
@@ -137,7 +146,7 @@ impl FileStore for NoFileStore {
         _: crate::ports::FileObject<'_>,
         _: Duration,
     ) -> Result<crate::ports::PresignedRequest, BackendError> {
-        Err(not_configured())
+        Err(BackendError::Internal(self.0.into()))
     }
 
     async fn presign_download(
@@ -145,18 +154,13 @@ impl FileStore for NoFileStore {
         _: crate::ports::FileObject<'_>,
         _: Duration,
     ) -> Result<crate::ports::PresignedRequest, BackendError> {
-        Err(not_configured())
+        Err(BackendError::Internal(self.0.into()))
     }
 
     async fn delete(&self, keys: &[crate::ids::StorageKey]) -> Result<(), BackendError> {
-        // Without a bucket no file was ever stored.
-        if keys.is_empty() { Ok(()) } else { Err(not_configured()) }
+        // Nothing stored here, nothing to delete.
+        if keys.is_empty() { Ok(()) } else { Err(BackendError::Internal(self.0.into())) }
     }
-}
-
-#[cfg(feature = "aws")]
-fn not_configured() -> BackendError {
-    BackendError::Internal("file storage is not configured (KEYSRV_FILES_BUCKET, KEYSRV_FILES_KMS_KEY_ID)".into())
 }
 
 #[cfg(not(feature = "aws"))]

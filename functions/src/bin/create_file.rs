@@ -4,5 +4,5 @@ use keysrv_shared::http::Route;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    keysrv_functions::run(Route::CreateFile).await
+    keysrv_functions::run_with_files(Route::CreateFile).await
 }

@@ -45,6 +45,13 @@ impl S3FileStore {
     pub fn new(client: Client, bucket: String, kms_key_id: String) -> Self {
         Self { client, bucket, kms_key_id }
     }
+
+    /// A store on the configured bucket, with the SDK's shared configuration.
+    pub fn connect(sdk: &aws_config::SdkConfig, files: &crate::config::S3Files) -> Self {
+        // An emulator is reached by an address, not a bucket subdomain.
+        let config = aws_sdk_s3::config::Builder::from(sdk).force_path_style(sdk.endpoint_url().is_some()).build();
+        Self::new(Client::from_conf(config), files.bucket.clone(), files.kms_key_id.clone())
+    }
 }
 
 fn presigning(ttl: Duration) -> Result<(PresigningConfig, Timestamp), BackendError> {

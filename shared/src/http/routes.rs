@@ -78,6 +78,13 @@ impl Route {
         }
     }
 
+    /// Routes that move or delete file bytes: their Lambda functions link
+    /// the S3 client (`keysrv_functions::run_with_files`); the others do not,
+    /// which keeps their packages small.
+    pub fn touches_file_bytes(self) -> bool {
+        matches!(self, Route::CreateFile | Route::GetFile | Route::DeleteFile | Route::DeleteConversation)
+    }
+
     pub fn from_name(name: &str) -> Option<Route> {
         Route::ALL.into_iter().find(|r| r.name() == name)
     }
