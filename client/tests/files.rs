@@ -7,19 +7,16 @@
 //! (built with `cargo build -p keysrv --bin keysrv` if it is missing).
 
 use std::io::Cursor;
-use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use keysrv_client::stanza::{ReceivedMessage, message_children};
 use keysrv_client::{Client, Content, Error, FileRef, History};
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
 
 mod support;
 
-use support::{Request, Server, read_request};
+use support::{Canned, Request, Server};
 
 const ROMEO: &str = "romeo@montague.lit";
 const JULIET: &str = "juliet@capulet.lit";
@@ -166,39 +163,6 @@ async fn registrations_keysrv_refuses() {
 
 // ---------------------------------------------------------------------------
 // Against a canned server.
-
-/// Answers each request with the next canned response (`{url}` in a body
-/// becomes the server's own URL) and records the requests.
-struct Canned {
-    url: String,
-    requests: Arc<Mutex<Vec<Request>>>,
-}
-
-impl Canned {
-    async fn start(responses: Vec<(u16, &'static str, &'static str)>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let log = requests.clone();
-        let own = url.clone();
-        tokio::spawn(async move {
-            let mut responses = responses.into_iter();
-            while let Ok((mut conn, _)) = listener.accept().await {
-                let mut buf = Vec::new();
-                while let Some(req) = read_request(&mut conn, &mut buf).await {
-                    log.lock().unwrap().push(req);
-                    let Some((status, headers, body)) = responses.next() else { return };
-                    let body = body.replace("{url}", &own);
-                    let resp = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n{headers}\r\n{body}", body.len());
-                    if conn.write_all(resp.as_bytes()).await.is_err() {
-                        break;
-                    }
-                }
-            }
-        });
-        Self { url, requests }
-    }
-}
 
 const JSON: &str = "content-type: application/json\r\n";
 const UPLOAD: &str = r#"{"file_id":"c.f","conversation_id":"c","content_type":"image/png","size":5,"upload":{"method":"PUT","url":"{url}/bucket/c/f?X-Amz-Signature=SECRET","headers":{"content-type":"image/png","content-length":"5","x-amz-server-side-encryption":"aws:kms","x-amz-server-side-encryption-aws-kms-key-id":"arn:aws:kms:k"}},"expires_at":"2030-01-01T00:00:00Z"}"#;

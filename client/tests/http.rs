@@ -22,7 +22,7 @@ const MERCUTIO: &str = "mercutio@montague.lit";
 
 mod support;
 
-use support::{Request, Server, read_request};
+use support::{Canned, Server, read_request};
 
 // ---------------------------------------------------------------------------
 // HTTP/1.1 request framing, for the proxy and the canned server.
@@ -77,37 +77,6 @@ impl Proxy {
 
     fn requests(&self) -> Vec<String> {
         self.requests.lock().unwrap().clone()
-    }
-}
-
-/// An HTTP server that answers each request with the next canned response
-/// and records the requests.
-struct Canned {
-    url: String,
-    requests: Arc<Mutex<Vec<Request>>>,
-}
-
-impl Canned {
-    async fn start(responses: Vec<(u16, &'static str, &'static str)>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let log = requests.clone();
-        tokio::spawn(async move {
-            let mut responses = responses.into_iter();
-            while let Ok((mut conn, _)) = listener.accept().await {
-                let mut buf = Vec::new();
-                while let Some(req) = read_request(&mut conn, &mut buf).await {
-                    log.lock().unwrap().push(req);
-                    let Some((status, headers, body)) = responses.next() else { return };
-                    let resp = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n{headers}\r\n{body}", body.len());
-                    if conn.write_all(resp.as_bytes()).await.is_err() {
-                        break;
-                    }
-                }
-            }
-        });
-        Self { url, requests }
     }
 }
 

@@ -215,3 +215,37 @@ pub async fn read_request(stream: &mut (impl tokio::io::AsyncReadExt + Unpin), b
     buf.drain(..end + len);
     Some(req)
 }
+
+/// An HTTP server that answers each request with the next canned response
+/// (`{url}` in a body becomes the server's own URL) and records the requests.
+pub struct Canned {
+    pub url: String,
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<Request>>>,
+}
+
+impl Canned {
+    pub async fn start(responses: Vec<(u16, &'static str, &'static str)>) -> Self {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = requests.clone();
+        let own = url.clone();
+        tokio::spawn(async move {
+            let mut responses = responses.into_iter();
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut buf = Vec::new();
+                while let Some(req) = read_request(&mut conn, &mut buf).await {
+                    log.lock().unwrap().push(req);
+                    let Some((status, headers, body)) = responses.next() else { return };
+                    let body = body.replace("{url}", &own);
+                    let resp = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n{headers}\r\n{body}", body.len());
+                    if conn.write_all(resp.as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Self { url, requests }
+    }
+}
