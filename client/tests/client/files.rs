@@ -14,9 +14,7 @@ use keysrv_client::stanza::{ReceivedMessage, message_children};
 use keysrv_client::{Client, Content, Error, FileRef, History};
 use sha2::{Digest, Sha256};
 
-mod support;
-
-use support::{Canned, Request, Server};
+use crate::support::{Canned, Request, Server};
 
 const ROMEO: &str = "romeo@montague.lit";
 const JULIET: &str = "juliet@capulet.lit";

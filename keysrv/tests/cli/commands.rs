@@ -10,10 +10,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-#[path = "../../client/tests/support/mod.rs"]
-mod support;
-
-use support::{Server, unique};
+use crate::support::{Server, unique};
 
 const ROMEO: &str = "romeo@montague.lit";
 const JULIET: &str = "juliet@capulet.lit";

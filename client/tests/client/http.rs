@@ -20,9 +20,7 @@ const ROMEO: &str = "romeo@montague.lit";
 const JULIET: &str = "juliet@capulet.lit";
 const MERCUTIO: &str = "mercutio@montague.lit";
 
-mod support;
-
-use support::{Canned, Server, read_request};
+use crate::support::{Canned, Server, read_request};
 
 // ---------------------------------------------------------------------------
 // HTTP/1.1 request framing, for the proxy and the canned server.

@@ -1,0 +1,16 @@
+//! The behaviour suite: every file here is a module of one test binary, so
+//! the AWS SDK and the harness are linked once. Each test starts its own
+//! `keysrv server` (see `keysrv_tests`), on the backend `KEYSRV_TEST_BACKEND`
+//! selects.
+
+mod access;
+mod api;
+mod auth_matrix;
+mod aws_backend;
+mod bad_input;
+mod durability;
+mod files;
+mod iam_parity;
+mod idempotency;
+mod races;
+mod secrets;
