@@ -319,7 +319,12 @@ class Emulator:
                 continue  # functions, HTTP API, log groups: not emulated
             if res["Type"] in self.created:
                 raise SystemExit(f"template has two {res['Type']}; emulator.py expects one")
-            props = self.stack.resolve(res.get("Properties", {}))
+            raw = dict(res.get("Properties", {}))
+            if raw.pop("LambdaConfig", None) is not None:
+                # The triggers are Lambda functions, which are not emulated
+                # (moto would not invoke them either).
+                log(f"{logical}: LambdaConfig (Lambda triggers) not emulated")
+            props = self.stack.resolve(raw)
             handler(logical, props)
             self.created[res["Type"]] = logical
             log(f"created {logical} ({res['Type']}): {self.stack.refs[logical]}")

@@ -91,12 +91,14 @@ impl WireError {
     }
 }
 
-/// The bare JID of `jid` (bare or full) in the normalized form keysrv and
-/// the AAD use: stringprep'd, localpart case-folded, domain lowercased,
-/// resource removed.
+/// The bare JID of `jid` (bare or full) in the canonical form keysrv and
+/// the AAD use (`keysrv-jid`, the one normalization the server uses too):
+/// localpart Nodeprep'd, domain as A-labels without a trailing dot,
+/// resource removed; invisible characters refused.
 pub fn bare_jid(jid: &str) -> Result<String, WireError> {
-    let parsed = jid::Jid::new(jid).map_err(|_| WireError::InvalidJid(jid.to_owned()))?;
-    Ok(parsed.to_bare().to_string())
+    keysrv_jid::BareJid::bare_of(jid)
+        .map(keysrv_jid::BareJid::into_string)
+        .map_err(|_| WireError::InvalidJid(jid.to_owned()))
 }
 
 fn check_objectid(objectid: &str) -> Result<(), String> {

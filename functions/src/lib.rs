@@ -5,6 +5,8 @@
 //! API Gateway's JWT authorizer has already verified the token; its claims
 //! arrive in `requestContext.authorizer.jwt.claims`.
 
+pub mod cognito;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -83,7 +85,7 @@ fn authorizer_claims(event: &Request) -> Claims {
 
 /// JSON logs, as CloudWatch Logs Insights reads them. `KEYSRV_LOG` is a
 /// level (`error` … `trace`, default `info`).
-fn init_logging() {
+pub(crate) fn init_logging() {
     let level = std::env::var("KEYSRV_LOG")
         .ok()
         .and_then(|l| l.parse::<tracing_subscriber::filter::LevelFilter>().ok())

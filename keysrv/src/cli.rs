@@ -123,6 +123,9 @@ pub struct ServerArgs {
     pub audience: Option<String>,
 }
 
+/// The longest lifetime `keysrv token` signs a dev token for.
+pub const MAX_TOKEN_TTL_SECS: u64 = 30 * 24 * 3600;
+
 #[derive(Args, Debug)]
 pub struct TokenArgs {
     /// The user's bare JID, e.g. romeo@montague.lit.
@@ -136,8 +139,8 @@ pub struct TokenArgs {
     /// Data directory holding the dev signing key.
     #[arg(long, env = "KEYSRV_DATA_DIR", default_value = ".keysrv")]
     pub data_dir: PathBuf,
-    /// Lifetime in seconds.
-    #[arg(long, default_value_t = 3600)]
+    /// Lifetime in seconds (at most 30 days).
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=MAX_TOKEN_TTL_SECS))]
     pub ttl: u64,
 }
 

@@ -93,6 +93,9 @@ impl DevIssuer {
 
     /// An access token for `jid`, shaped like a Cognito access token.
     pub fn access_token(&self, jid: &str, ttl_secs: u64) -> Result<String, JwtError> {
+        if now_secs().checked_add(ttl_secs).is_none_or(|exp| exp > i64::MAX as u64) {
+            return Err(JwtError::Setup(format!("a lifetime of {ttl_secs} s is out of range")));
+        }
         self.sign(&access_claims(jid, ttl_secs))
     }
 
@@ -115,7 +118,7 @@ pub fn access_claims(jid: &str, ttl_secs: u64) -> Value {
         "token_use": "access",
         "scope": "keysrv/api",
         "iat": now,
-        "exp": now + ttl_secs,
+        "exp": now.saturating_add(ttl_secs),
     })
 }
 
@@ -249,6 +252,7 @@ impl Verifier {
             }
         })?;
         let claims = data.claims;
+        check_claim_types(&claims).map_err(|why| invalid(&why))?;
         let audience_ok = match (claims.get("client_id"), claims.get("aud")) {
             (Some(Value::String(c)), _) => c == &self.audience,
             (None, Some(Value::String(a))) => a == &self.audience,
@@ -259,6 +263,33 @@ impl Verifier {
             return Err(invalid("wrong audience"));
         }
         Ok(to_claims(claims))
+    }
+}
+
+/// Registered claims have exactly one JSON type (RFC 7519; Cognito's access
+/// tokens follow it): times are integer seconds, the issuer and the other
+/// identifying claims are strings. `jsonwebtoken` also accepts an `iss`
+/// array and fractional times; a token shaped like that was not minted by the
+/// issuer keysrv trusts the way it claims.
+fn check_claim_types(claims: &Map<String, Value>) -> Result<(), String> {
+    for name in ["exp", "nbf", "iat", "auth_time"] {
+        if let Some(v) = claims.get(name)
+            && v.as_u64().is_none()
+        {
+            return Err(format!("{name} must be an integer number of seconds"));
+        }
+    }
+    for name in ["iss", "sub", "client_id", "token_use", "username", "jti", "scope"] {
+        if let Some(v) = claims.get(name)
+            && !v.is_string()
+        {
+            return Err(format!("{name} must be a string"));
+        }
+    }
+    match claims.get("aud") {
+        None | Some(Value::String(_)) => Ok(()),
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => Ok(()),
+        Some(_) => Err("aud must be a string or an array of strings".into()),
     }
 }
 

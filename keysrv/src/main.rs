@@ -61,7 +61,10 @@ async fn run_server(args: ServerArgs) -> Result<(), Box<dyn std::error::Error>> 
 }
 
 async fn print_token(args: TokenArgs, json: bool) -> Result<(), Box<dyn std::error::Error>> {
-    let jid = BareJid::parse(&args.jid)?;
+    // A token is a claim of identity: only the canonical spelling (another
+    // spelling is another user to the identity provider, and keysrv refuses
+    // its tokens).
+    let jid = BareJid::canonical(&args.jid).map_err(|e| format!("{:?}: {e}", args.jid))?;
     let token = if args.backend == "aws" {
         keysrv::cognito::UserPool::from_env().await?.access_token(jid.as_str()).await?
     } else {

@@ -1,52 +1,22 @@
-//! Bare JIDs as keysrv uses them: a user's address (`local@domain`), in the
-//! normalized form the `jid` crate's stringprep produces (localpart
-//! case-folded, domain lowercased), so two spellings of one user are one
-//! member.
+//! Bare JIDs as keysrv uses them: the one normalization of `keysrv-jid`
+//! (shared with the client SDK and the CLI), with its failures as the
+//! library's errors.
 
-use std::fmt;
+pub use keysrv_jid::{BareJid, JidError, MAX_LEN};
 
 use crate::error::Error;
 
-const MAX_LEN: usize = 512;
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BareJid(String);
-
-impl BareJid {
-    /// Parses and normalizes a user's bare JID. A resource, a missing
-    /// localpart or anything stringprep rejects is an error.
-    pub fn parse(s: &str) -> Result<Self, Error> {
-        // RFC 7622 allows up to 3071 bytes; storage keys (a DynamoDB sort key
-        // holds at most 1024 bytes) and real addresses need far fewer.
-        if s.len() > MAX_LEN {
-            return Err(Error::BadRequest(format!("a JID is at most {MAX_LEN} bytes")));
+/// A user's bare JID as a request names it (a member to add or remove): any
+/// spelling, normalized. Anything else is a 400 that says why.
+pub fn parse(s: &str) -> Result<BareJid, Error> {
+    BareJid::normalize(s).map_err(|e| {
+        // The input is echoed only while short: a refused body may be 64 KiB.
+        if s.len() <= MAX_LEN {
+            Error::BadRequest(format!("invalid JID {s:?}: {e}"))
+        } else {
+            Error::BadRequest(e.to_string())
         }
-        let jid = jid::Jid::new(s).map_err(|e| Error::BadRequest(format!("invalid JID {s:?}: {e}")))?;
-        if jid.resource().is_some() {
-            return Err(Error::BadRequest(format!("{s:?} is a full JID; a bare JID (user@domain) is required")));
-        }
-        if jid.node().is_none() {
-            return Err(Error::BadRequest(format!(
-                "{s:?} has no localpart; a user's bare JID (user@domain) is required"
-            )));
-        }
-        Ok(Self(jid.to_string()))
-    }
-
-    /// Rebuilds a JID that was normalized before it was stored.
-    pub fn from_stored(s: String) -> Self {
-        Self(s)
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for BareJid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+    })
 }
 
 #[cfg(test)]
@@ -55,14 +25,15 @@ mod tests {
 
     #[test]
     fn normalizes_case() {
-        assert_eq!(BareJid::parse("Juliet@Capulet.LIT").unwrap().as_str(), "juliet@capulet.lit");
+        assert_eq!(parse("Juliet@Capulet.LIT").unwrap().as_str(), "juliet@capulet.lit");
     }
 
     #[test]
     fn rejects_full_domain_only_and_invalid() {
         let long = format!("{}@capulet.lit", "a".repeat(600));
         for bad in ["juliet@capulet.lit/balcony", "capulet.lit", "", "@capulet.lit", "a b@c.d", "juliet@", &long] {
-            assert!(matches!(BareJid::parse(bad), Err(Error::BadRequest(_))), "{bad} accepted");
+            assert!(matches!(parse(bad), Err(Error::BadRequest(_))), "{bad} accepted");
         }
+        assert!(!parse(&long).unwrap_err().to_string().contains("aaaa"), "a long input is not echoed");
     }
 }

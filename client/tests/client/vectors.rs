@@ -23,6 +23,143 @@ struct Vectors {
     description: Vec<String>,
     positive: Vec<Positive>,
     negative: Vec<Negative>,
+    jid_normalization: JidVectors,
+}
+
+/// The normalization vectors (docs/PROTOCOL.md, 6.9), written by hand: the
+/// expected canonical forms are not computed by the implementation they check.
+#[derive(Serialize, Deserialize)]
+struct JidVectors {
+    /// A user's bare JID from any spelling (`keysrv_jid::BareJid::normalize`).
+    user: Vec<JidVector>,
+    /// The bare JID of any JID, as a stanza's `from`/`to` (`BareJid::bare_of`).
+    bare_of: Vec<JidVector>,
+    /// A claim of identity: accepted only if already canonical (`BareJid::canonical`).
+    canonical: Vec<JidVector>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct JidVector {
+    comment: String,
+    input: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    canonical: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+enum JidOutcome {
+    Ok(&'static str),
+    Err(&'static str),
+}
+
+fn jv(input: &str, outcome: JidOutcome, comment: &str) -> JidVector {
+    let (canonical, error) = match outcome {
+        JidOutcome::Ok(c) => (Some(c.to_owned()), None),
+        JidOutcome::Err(e) => (None, Some(e.to_owned())),
+    };
+    JidVector { comment: comment.to_owned(), input: input.to_owned(), canonical, error }
+}
+
+fn jid_vectors() -> JidVectors {
+    use JidOutcome::{Err as err, Ok as ok};
+    let user = [
+        jv("juliet@capulet.lit", ok("juliet@capulet.lit"), "already canonical"),
+        jv("Juliet@Capulet.LIT", ok("juliet@capulet.lit"), "localpart case-folded (Nodeprep), domain lowercased"),
+        jv("JULIET@capulet.lit", ok("juliet@capulet.lit"), "upper-case localpart"),
+        jv("\u{ff2a}ULIET@capulet.lit", ok("juliet@capulet.lit"), "fullwidth J (U+FF2A): NFKC in Nodeprep"),
+        jv("juliet@\u{ff43}apulet.lit", ok("juliet@capulet.lit"), "fullwidth c in the domain: UTS #46 mapping"),
+        jv("nurse@capulet.lit.", ok("nurse@capulet.lit"), "one trailing dot in the domain is removed (RFC 7622 3.2)"),
+        jv("NURSE@Capulet.Lit.", ok("nurse@capulet.lit"), "case and trailing dot together"),
+        jv(
+            "r\u{e9}n\u{e9}@caf\u{e9}.example",
+            ok("r\u{e9}n\u{e9}@xn--caf-dma.example"),
+            "internationalized domain: compared as A-labels",
+        ),
+        jv(
+            "r\u{e9}n\u{e9}@xn--caf-dma.example",
+            ok("r\u{e9}n\u{e9}@xn--caf-dma.example"),
+            "the A-label spelling of the same domain",
+        ),
+        jv("r\u{e9}n\u{e9}@XN--CAF-DMA.example", ok("r\u{e9}n\u{e9}@xn--caf-dma.example"), "upper-case A-label"),
+        jv(
+            "re\u{301}ne\u{301}@caf\u{e9}.example",
+            ok("r\u{e9}n\u{e9}@xn--caf-dma.example"),
+            "decomposed e + combining acute in the localpart: NFKC composes it",
+        ),
+        jv(
+            "R\u{c9}N\u{c9}@CAF\u{c9}.EXAMPLE",
+            ok("r\u{e9}n\u{e9}@xn--caf-dma.example"),
+            "upper-case non-ASCII in both parts",
+        ),
+        jv(
+            "stra\u{df}e@m\u{fc}nchen.example",
+            ok("strasse@xn--mnchen-3ya.example"),
+            "sharp s in a localpart: Nodeprep case folding maps it to ss",
+        ),
+        jv(
+            "user@fa\u{df}.example",
+            ok("user@xn--fa-hia.example"),
+            "sharp s in a domain label: non-transitional UTS #46 keeps it (IDNA2008)",
+        ),
+        jv("user@127.0.0.1", ok("user@127.0.0.1"), "IPv4 literal domain"),
+        jv("user@[2001:DB8::0:1]", ok("user@[2001:db8::1]"), "IPv6 literal domain, RFC 5952 form"),
+        jv("user@localhost", ok("user@localhost"), "single-label domain"),
+        jv(
+            "jul\u{ad}iet@capulet.lit",
+            err("invisible"),
+            "soft hyphen (U+00AD): stringprep would drop it; keysrv refuses it",
+        ),
+        jv("jul\u{200b}iet@capulet.lit", err("invisible"), "zero-width space (U+200B)"),
+        jv("jul\u{200d}iet@capulet.lit", err("invisible"), "zero-width joiner (U+200D)"),
+        jv("jul\u{200c}iet@capulet.lit", err("invisible"), "zero-width non-joiner (U+200C)"),
+        jv("juliet@capu\u{ad}let.lit", err("invisible"), "soft hyphen in the domain"),
+        jv("\u{feff}juliet@capulet.lit", err("invisible"), "byte order mark"),
+        jv("juliet@capulet.lit/balcony", err("has-resource"), "a full JID is not a user's bare JID"),
+        jv("capulet.lit", err("no-localpart"), "a domain is not a user"),
+        jv("@capulet.lit", err("localpart"), "empty localpart"),
+        jv("juliet@", err("domain"), "empty domain"),
+        jv("juliet@capulet.lit..", err("domain"), "only one trailing dot is removed"),
+        jv("juliet@.", err("domain"), "a domain of only the root dot"),
+        jv("", err("empty"), "empty string"),
+        jv("a b@capulet.lit", err("localpart"), "space is prohibited by Nodeprep"),
+        jv("ju\"liet@capulet.lit", err("localpart"), "quotation mark is prohibited by Nodeprep"),
+        jv("a@b@capulet.lit", err("domain"), "a second @ lands in the domain, where it is not allowed"),
+        jv("juliet@capulet_lit", err("domain"), "underscore: not a host name (STD3 rules)"),
+        jv("juliet@-capulet.lit", err("domain"), "leading hyphen in a label"),
+        jv("juliet@xn--a.example", err("domain"), "invalid Punycode"),
+        jv(&format!("{}@capulet.lit", "a".repeat(520)), err("too-long"), "longer than 512 bytes"),
+    ];
+    let bare_of = [
+        jv("Juliet@Capulet.lit/Balcony", ok("juliet@capulet.lit"), "resource dropped"),
+        jv("juliet@capulet.lit./balcony", ok("juliet@capulet.lit"), "trailing dot before the resource"),
+        jv(
+            "Room@Conference.Capulet.lit/Nurse",
+            ok("room@conference.capulet.lit"),
+            "a room's occupant JID: the room's bare JID",
+        ),
+        jv("capulet.lit", ok("capulet.lit"), "a server's JID has no localpart"),
+        jv("juliet@capulet.lit/a/b@c", ok("juliet@capulet.lit"), "everything after the first slash is the resource"),
+        jv("juliet@capulet.lit/", err("empty-resource"), "an empty resource"),
+        jv("jul\u{200b}iet@capulet.lit/x", err("invisible"), "invisible characters count in the bare part"),
+    ];
+    let canonical = [
+        jv("juliet@capulet.lit", ok("juliet@capulet.lit"), "an access token's username must already be canonical"),
+        jv(
+            "r\u{e9}n\u{e9}@xn--caf-dma.example",
+            ok("r\u{e9}n\u{e9}@xn--caf-dma.example"),
+            "canonical with a non-ASCII localpart",
+        ),
+        jv("Juliet@capulet.lit", err("not-canonical"), "another spelling of juliet@capulet.lit is another identity"),
+        jv("\u{ff2a}ULIET@capulet.lit", err("not-canonical"), "fullwidth"),
+        jv("juliet@\u{ff43}apulet.lit", err("not-canonical"), "fullwidth in the domain"),
+        jv("juliet@capulet.lit.", err("not-canonical"), "trailing dot"),
+        jv("r\u{e9}n\u{e9}@caf\u{e9}.example", err("not-canonical"), "U-label domain"),
+        jv("re\u{301}ne\u{301}@xn--caf-dma.example", err("not-canonical"), "decomposed localpart"),
+        jv("jul\u{ad}iet@capulet.lit", err("invisible"), "soft hyphen"),
+        jv("juliet@capulet.lit/x", err("has-resource"), "a full JID"),
+    ];
+    JidVectors { user: user.into(), bare_of: bare_of.into(), canonical: canonical.into() }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -577,9 +714,16 @@ fn generate() -> Vectors {
              unsupported-version, objectid-mismatch, decrypt (authentication failed: indistinguishable on purpose), \
              invalid-envelope, envelope-mismatch."
                 .into(),
+            "jid_normalization: the one JID normalization (docs/PROTOCOL.md 6.9). user: a user's bare JID from \
+             any spelling; bare_of: the bare JID of any JID (a stanza's from or to); canonical: a claim of \
+             identity (an access token's username), accepted only if already canonical. Each vector gives the \
+             canonical form or the kind of error: empty, too-long, has-resource, empty-resource, no-localpart, \
+             localpart, domain, invisible, not-canonical."
+                .into(),
         ],
         positive: vec![p1, p2, p3, p4, p5],
         negative,
+        jid_normalization: jid_vectors(),
     }
 }
 
@@ -614,5 +758,46 @@ fn negative_kinds_cover_every_open_error() {
         WireError::EnvelopeMismatch("from"),
     ] {
         assert!(kinds.contains(e.kind()), "no negative vector of kind {}", e.kind());
+    }
+}
+
+/// The AAD's JIDs go through the one normalization: every `bare_of` vector,
+/// and every user spelling that normalizes, through the function that
+/// sealing and opening use.
+#[test]
+fn aad_jids_follow_the_normalization_vectors() {
+    let v = generate().jid_normalization;
+    let mut checked = 0;
+    for j in v.bare_of.iter().chain(v.user.iter().filter(|j| j.canonical.is_some())) {
+        let got = wire::bare_jid(&j.input);
+        match &j.canonical {
+            Some(want) => assert_eq!(got.as_deref(), Ok(want.as_str()), "{:?}: {}", j.input, j.comment),
+            None => assert!(matches!(got, Err(WireError::InvalidJid(_))), "{:?} ({}) gave {got:?}", j.input, j.comment),
+        }
+        checked += 1;
+    }
+    assert!(checked > 20);
+}
+
+/// One person, one JID: a message sealed for one spelling of an address
+/// opens under every other spelling of it (a server that routes
+/// `nurse@capulet.lit.` delivers it as `nurse@capulet.lit`).
+#[test]
+fn every_spelling_of_an_address_opens_the_same_message() {
+    let key = Key::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
+    let objectid = "Yq3hV8dK2mTzR0pLxW7bNg.Qm9taW9hbmRKdWxpZXQxMg";
+    for (sealed_as, opened_as) in [
+        ("nurse@capulet.lit.", "nurse@capulet.lit"),
+        ("nurse@capulet.lit", "Nurse@Capulet.lit./phone"),
+        ("r\u{e9}n\u{e9}@caf\u{e9}.example", "r\u{e9}n\u{e9}@xn--caf-dma.example"),
+        ("r\u{e9}n\u{e9}@xn--caf-dma.example", "R\u{c9}N\u{c9}@CAF\u{c9}.example/tablet"),
+    ] {
+        let element = wire::seal(&key, objectid, "romeo@montague.lit", sealed_as, &Content::text("hi")).unwrap();
+        let opened = open(&key, objectid, "romeo@montague.lit/orchard", opened_as, &element)
+            .unwrap_or_else(|e| panic!("sealed for {sealed_as:?}, opened as {opened_as:?}: {e}"));
+        assert_eq!(opened.body(), Some("hi"));
+        let back = wire::seal(&key, objectid, opened_as, "romeo@montague.lit.", &Content::text("hi")).unwrap();
+        open(&key, objectid, sealed_as, "Romeo@Montague.lit", &back)
+            .unwrap_or_else(|e| panic!("sealed by {opened_as:?}, opened as from {sealed_as:?}: {e}"));
     }
 }

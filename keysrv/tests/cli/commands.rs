@@ -426,3 +426,30 @@ fn file_upload_download_round_trip() {
     assert_eq!(romeo.run(&["--json", "file", "delete", &file_id]).ok().json()["deleted"], true);
     assert_eq!(juliet.run(&["file", "show", &file_id]).code, 3);
 }
+
+/// `keysrv token` mints a claim of identity: only the canonical spelling of
+/// a JID, on either backend (`--backend aws` refuses before it creates a
+/// Cognito user), and a lifetime that cannot overflow.
+#[test]
+fn token_refuses_non_canonical_jids_and_absurd_lifetimes() {
+    let user = User::new("http://127.0.0.1:1");
+    let data_dir = user.home.join("data");
+    let data = data_dir.to_str().expect("utf-8 path");
+    let ok = user.run(&["token", "--data-dir", data, JULIET]).ok();
+    assert_eq!(ok.stdout.trim().split('.').count(), 3, "a JWT: {ok:?}");
+    for backend in ["embedded", "aws"] {
+        for jid in
+            ["JULIET@capulet.lit", "juliet@capulet.lit.", "jul\u{ad}iet@capulet.lit", "\u{ff2a}uliet@capulet.lit"]
+        {
+            let out = user.run(&["token", "--backend", backend, "--data-dir", data, jid]);
+            assert_ne!(out.code, 0, "{backend} {jid:?}: {out:?}");
+            assert!(out.stderr.contains("canonical") || out.stderr.contains("invisible"), "{backend} {jid:?}: {out:?}");
+            assert!(!out.stderr.contains("panicked"), "{out:?}");
+        }
+    }
+    for ttl in ["18446744073709551615", "0", "99999999999"] {
+        let out = user.run(&["token", "--data-dir", data, "--ttl", ttl, JULIET]);
+        assert_eq!(out.code, 2, "--ttl {ttl} is a usage error: {out:?}");
+        assert!(!out.stderr.contains("panicked"), "{out:?}");
+    }
+}

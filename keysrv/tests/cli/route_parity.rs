@@ -84,8 +84,28 @@ fn one_lambda_binary_per_route() {
         .unwrap()
         .map(|e| e.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned())
         .collect();
-    let names: BTreeSet<String> = Route::ALL.iter().map(|r| r.name().to_owned()).collect();
+    let mut names: BTreeSet<String> = Route::ALL.iter().map(|r| r.name().to_owned()).collect();
+    // Not a route: Cognito's pre sign-up trigger.
+    names.insert("pre_sign_up".to_owned());
     assert_eq!(bins, names);
+}
+
+/// Only canonical bare JIDs can become Cognito usernames: the user pool runs
+/// the pre sign-up trigger, and Cognito may invoke it.
+#[test]
+fn the_user_pool_runs_the_pre_sign_up_trigger() {
+    let text = std::fs::read_to_string(workspace().join("template.yaml")).unwrap();
+    assert!(text.contains("        PreSignUp: !GetAtt PreSignUpFunction.Arn\n"), "UserPool.LambdaConfig.PreSignUp");
+    assert!(text.contains("        Binary: pre_sign_up\n"), "PreSignUpFunction builds the pre_sign_up binary");
+    let permission = text.split("  PreSignUpPermission:\n").nth(1).expect("a Lambda permission for Cognito");
+    let permission = permission.split("\n\n").next().unwrap_or_default();
+    for line in [
+        "FunctionName: !GetAtt PreSignUpFunction.Arn",
+        "Principal: cognito-idp.amazonaws.com",
+        "SourceArn: !GetAtt UserPool.Arn",
+    ] {
+        assert!(permission.contains(line), "PreSignUpPermission lacks {line:?}:\n{permission}");
+    }
 }
 
 #[test]

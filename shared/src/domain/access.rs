@@ -92,7 +92,7 @@ mod tests {
     use crate::timestamp::Timestamp;
 
     fn member(jid: &str, role: Role, joined_seq: u64) -> Member {
-        Member { jid: BareJid::parse(jid).unwrap(), role, joined_at: Timestamp::from_millis(0), joined_seq }
+        Member { jid: BareJid::normalize(jid).unwrap(), role, joined_at: Timestamp::from_millis(0), joined_seq }
     }
 
     fn key(history: History, seq: u64) -> StoredKey {

@@ -6,7 +6,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use serde::Serialize;
 
 use crate::app::App;
-use crate::bare_jid::BareJid;
+use crate::bare_jid;
 use crate::error::Result;
 
 use super::dto::{
@@ -39,7 +39,7 @@ pub async fn handle(app: &App, route: Route, req: ApiRequest) -> Response<Bytes>
 async fn create_conversation(app: &App, req: ApiRequest) -> Result<Response<Bytes>> {
     let caller = req.claims.caller(&app.config.caller_claim)?;
     let body: CreateConversationRequest = req.json()?;
-    let members = body.members.iter().map(|m| BareJid::parse(m)).collect::<Result<Vec<_>>>()?;
+    let members = body.members.iter().map(|m| bare_jid::parse(m)).collect::<Result<Vec<_>>>()?;
     let key = app.keys.create_conversation(&caller, members, body.history, req.idempotency_key()?).await?;
     let out = CreatedConversation { conversation_id: key.conversation_id.to_string(), key: KeyObject::from(&key) };
     Ok(json(StatusCode::CREATED, &out))
@@ -84,7 +84,7 @@ async fn batch_get_keys(app: &App, req: ApiRequest) -> Result<Response<Bytes>> {
 
 async fn put_member(app: &App, req: ApiRequest) -> Result<Response<Bytes>> {
     let caller = req.claims.caller(&app.config.caller_claim)?;
-    let target = BareJid::parse(req.param("jid")?)?;
+    let target = bare_jid::parse(req.param("jid")?)?;
     let body: PutMemberRequest = req.json()?;
     let member = app.keys.put_member(&caller, req.param("conversation_id")?, &target, body.role).await?;
     Ok(json(StatusCode::OK, &MemberObject::from(&member)))
@@ -92,7 +92,7 @@ async fn put_member(app: &App, req: ApiRequest) -> Result<Response<Bytes>> {
 
 async fn delete_member(app: &App, req: ApiRequest) -> Result<Response<Bytes>> {
     let caller = req.claims.caller(&app.config.caller_claim)?;
-    let target = BareJid::parse(req.param("jid")?)?;
+    let target = bare_jid::parse(req.param("jid")?)?;
     let objectid = app.keys.remove_member(&caller, req.param("conversation_id")?, &target).await?;
     Ok(json(StatusCode::OK, &CurrentObjectId { current_objectid: objectid.to_string() }))
 }

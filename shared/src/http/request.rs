@@ -32,8 +32,15 @@ impl Claims {
         }
         let raw =
             self.get(jid_claim).ok_or_else(|| Error::Unauthorized(format!("the token has no {jid_claim:?} claim")))?;
-        BareJid::parse(raw)
-            .map_err(|_| Error::Unauthorized(format!("the token's {jid_claim:?} claim is not a bare JID")))
+        // A claim of identity must already be canonical: the identity
+        // provider keeps `JULIET@capulet.lit` and `juliet@capulet.lit` apart
+        // as two users, so keysrv may not fold one into the other.
+        BareJid::canonical(raw).map_err(|e| {
+            Error::Unauthorized(format!(
+                "the token's {jid_claim:?} claim must be a bare JID in canonical form (lower case, A-label \
+                 domain, no trailing dot, no invisible characters): {e}"
+            ))
+        })
     }
 }
 
@@ -85,4 +92,40 @@ impl ApiRequest {
 
 pub fn too_large() -> Error {
     Error::PayloadTooLarge(format!("request bodies are limited to {MAX_BODY_BYTES} bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(username: &str) -> Claims {
+        Claims(BTreeMap::from([
+            ("token_use".to_owned(), "access".to_owned()),
+            ("username".to_owned(), username.to_owned()),
+        ]))
+    }
+
+    /// In the identity provider each of these is a user of its own; none of
+    /// them may act as juliet@capulet.lit.
+    #[test]
+    fn only_canonical_usernames_are_callers() {
+        assert_eq!(claims("juliet@capulet.lit").caller("username").unwrap().as_str(), "juliet@capulet.lit");
+        for other in [
+            "\u{ff2a}ULIET@capulet.lit",
+            "JULIET@capulet.lit",
+            "Juliet@capulet.lit",
+            "jul\u{ad}iet@capulet.lit",
+            "jul\u{200b}iet@capulet.lit",
+            "jul\u{200d}iet@capulet.lit",
+            "juliet@\u{ff43}apulet.lit",
+            "juliet@Capulet.lit",
+            "juliet@capulet.lit.",
+            "juliet@capulet.lit/balcony",
+        ] {
+            match claims(other).caller("username") {
+                Err(Error::Unauthorized(detail)) => assert!(detail.contains("canonical"), "{other:?}: {detail}"),
+                got => panic!("{other:?} was accepted as {got:?}"),
+            }
+        }
+    }
 }

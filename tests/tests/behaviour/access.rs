@@ -5,6 +5,7 @@ use keysrv_tests::serde_json::json;
 use keysrv_tests::*;
 
 jids! { OWNER = "owner", BOB = "bob", CAROL = "carol", DAVE = "dave", STRANGER = "stranger" }
+jids! { NURSE = "nurse" }
 jids! { M1 = "m1", M2 = "m2", A1 = "a1", A2 = "a2", NEW = "new", NEWBIE = "newbie", NOBODY = "nobody" }
 
 #[tokio::test]
@@ -271,4 +272,44 @@ async fn members_leave() {
     s.delete(&member_path(cid, *BOB), &bob).await.expect_problem(404);
     s.delete(&member_path(cid, *OWNER), &owner).await.expect_problem(409);
     assert_eq!(s.conversation(&owner, cid).await, view);
+}
+
+/// The same person under two spellings is one member: a trailing dot,
+/// upper case or the Unicode spelling of a domain (compared as A-labels)
+/// name the member the canonical token is for.
+#[tokio::test]
+async fn every_spelling_of_a_jid_is_one_member() {
+    let s = TestServer::start();
+    let owner = s.token(*OWNER);
+    let (local, domain) = NURSE.split_once('@').expect("a bare JID");
+    let idn = format!("ren\u{e9}@caf\u{e9}.{domain}");
+    let idn_canonical = format!("ren\u{e9}@xn--caf-dma.{domain}");
+    let c = s.create_conversation(&owner, &[&format!("{local}@{domain}."), &idn], "shared").await;
+    let view = s.conversation(&owner, &c.conversation_id).await;
+    let mut members: Vec<String> = view["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|m| m["jid"].as_str().expect("jid").to_owned())
+        .collect();
+    members.sort();
+    let mut want = vec![OWNER.to_string(), NURSE.to_string(), idn_canonical.clone()];
+    want.sort();
+    assert_eq!(members, want, "members are stored in canonical form");
+
+    // Adding again under other spellings changes nothing: still three members.
+    for spelling in [format!("{}@{}.", local.to_uppercase(), domain), format!("ren\u{e9}@xn--caf-dma.{domain}.")] {
+        s.put(&member_path(&c.conversation_id, &spelling), &owner, Some(&json!({"role": "member"}))).await.expect(200);
+    }
+    let view = s.conversation(&owner, &c.conversation_id).await;
+    assert_eq!(view["members"].as_array().map(Vec::len), Some(3), "{view}");
+
+    for jid in [*NURSE, idn_canonical.as_str()] {
+        let token = s.sign_trusted(&s.access_claims(jid));
+        s.get(&key_path(&c.objectid), &token).await.expect(200);
+    }
+    // Removing under the dotted spelling removes the member.
+    s.delete(&member_path(&c.conversation_id, &format!("{local}@{domain}.")), &owner).await.expect(200);
+    let nurse = s.sign_trusted(&s.access_claims(*NURSE));
+    s.get(&key_path(&c.objectid), &nurse).await.expect_problem(404);
 }

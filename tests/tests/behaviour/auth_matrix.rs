@@ -375,6 +375,9 @@ async fn other_bad_credentials_are_unauthorized() {
         ("username is a full JID", format!("Bearer {}", with(&|c| c["username"] = json!(format!("{}/phone", *OWNER))))),
         ("username is not a JID", format!("Bearer {}", with(&|c| c["username"] = json!("not a jid")))),
         ("not valid yet (nbf)", format!("Bearer {}", with(&|c| c["nbf"] = json!(now + 3600)))),
+        ("iss is an array", format!("Bearer {}", with(&|c| c["iss"] = json!([claims["iss"].clone()])))),
+        ("exp is fractional", format!("Bearer {}", with(&|c| c["exp"] = json!(now as f64 + 3600.5)))),
+        ("exp is a string", format!("Bearer {}", with(&|c| c["exp"] = json!((now + 3600).to_string())))),
     ];
     let mut failures = Vec::new();
     for (what, header) in &cases {
@@ -385,4 +388,46 @@ async fn other_bad_credentials_are_unauthorized() {
         failures.extend(complaint.map(|c| format!("{what}: {c}")));
     }
     assert!(failures.is_empty(), "bad credentials were not refused with 401:\n{}", failures.join("\n"));
+}
+
+/// One JID, one person: a validly signed token whose username is another
+/// spelling of a member's JID belongs to another user of the identity
+/// provider, and gets 401 — never the member's keys.
+#[tokio::test]
+async fn other_spellings_of_a_username_are_not_the_member() {
+    let s = TestServer::start();
+    let owner = s.token(*OWNER);
+    let c = s.create_conversation(&owner, &[*MEMBER], "shared").await;
+    let member = s.sign_trusted(&s.access_claims(*MEMBER));
+    s.get(&current_key_path(&c.conversation_id), &member).await.expect(200);
+
+    let (local, domain) = MEMBER.split_once('@').expect("a bare JID");
+    let fullwidth_domain = domain.replacen('e', "\u{ff45}", 1);
+    let spellings = [
+        ("fullwidth localpart", format!("\u{ff4d}{}@{domain}", &local[1..])),
+        ("upper-case localpart", format!("{}@{domain}", local.to_uppercase())),
+        ("soft hyphen", format!("{}\u{ad}{}@{domain}", &local[..2], &local[2..])),
+        ("zero-width space", format!("{}\u{200b}{}@{domain}", &local[..2], &local[2..])),
+        ("zero-width joiner", format!("{}\u{200d}{}@{domain}", &local[..2], &local[2..])),
+        ("fullwidth in the domain", format!("{local}@{fullwidth_domain}")),
+        ("upper-case domain", format!("{local}@{}", domain.to_uppercase())),
+        ("trailing dot", format!("{local}@{domain}.")),
+    ];
+    let mut failures = Vec::new();
+    for (what, username) in &spellings {
+        let token = s.sign_trusted(&{
+            let mut claims = s.access_claims(*MEMBER);
+            claims["username"] = json!(username);
+            claims
+        });
+        for path in [current_key_path(&c.conversation_id), key_path(&c.objectid)] {
+            let r = s.get(&path, &token).await;
+            if let Some(complaint) = r.problem_complaint(401) {
+                failures.push(format!("{what} ({username:?}) on {path}: {complaint}"));
+            } else if !r.body["detail"].as_str().unwrap_or_default().contains("canonical") {
+                failures.push(format!("{what}: the 401 does not say the username must be canonical: {}", r.body));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "non-canonical usernames were let in:\n{}", failures.join("\n"));
 }
