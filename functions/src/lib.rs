@@ -6,6 +6,7 @@
 //! arrive in `requestContext.authorizer.jwt.claims`.
 
 pub mod cognito;
+pub mod sweep;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -19,7 +19,6 @@ use keysrv_shared::adapters::local_files::{BLOB_PATH, LocalFileStore, SignedQuer
 use keysrv_shared::domain::model::StoredFile;
 use keysrv_shared::http::problem;
 use keysrv_shared::ids::StorageKey;
-use keysrv_shared::ports::FileStore;
 
 use crate::server::Server;
 
@@ -53,20 +52,26 @@ async fn store_upload(server: &Server, key: &str, req: Request) -> Result<Stored
     };
     let media_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let key = files.verify("PUT", key, &query, Some(length), media_type)?;
-    let file = registered(server, &query, &key).await?;
-    let mut writer = files.writer(&key, file.size).await?;
-    let mut body = req.into_body().into_data_stream();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| Error::BadRequest(format!("reading the upload: {e}")))?;
-        writer.write(&chunk).await?;
-    }
-    writer.finish().await?;
-    // A crypto-shred may have run while the bytes arrived: then they go too.
-    if registered(server, &query, &key).await.is_err() {
-        files.delete(std::slice::from_ref(&key)).await?;
-        return Err(Error::NotFound);
-    }
-    Ok(file)
+    let body = req.into_body();
+    // The registration is checked before the bytes are stored and again
+    // after: a deletion or crypto-shred that ran meanwhile takes them too.
+    server
+        .app
+        .keys
+        .accept_upload(&query.file_id, &key, |file| {
+            let size = file.size;
+            let key = &key;
+            async move {
+                let mut writer = files.writer(key, size).await?;
+                let mut body = body.into_data_stream();
+                while let Some(chunk) = body.next().await {
+                    let chunk = chunk.map_err(|e| Error::BadRequest(format!("reading the upload: {e}")))?;
+                    writer.write(&chunk).await?;
+                }
+                writer.finish().await
+            }
+        })
+        .await
 }
 
 async fn download(State(server): State<Arc<Server>>, Path(key): Path<String>, req: Request) -> Response {

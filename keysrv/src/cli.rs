@@ -121,6 +121,22 @@ pub struct ServerArgs {
     /// Expected `client_id` (Cognito access tokens) or `aud`.
     #[arg(long, env = "KEYSRV_JWT_AUDIENCE")]
     pub audience: Option<String>,
+    /// Open connections at most; at the cap a new connection closes the one
+    /// idle longest. Default: 3/4 of the file descriptor limit (raised to
+    /// its maximum at start), at most 16384.
+    #[arg(long, env = "KEYSRV_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: Option<u64>,
+    /// Seconds a client has to send a request's head, from connecting or
+    /// from the previous response (also the keep-alive idle timeout).
+    #[arg(long, env = "KEYSRV_HEADER_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout_secs: u64,
+    /// Seconds a client has to send a request body to the API.
+    #[arg(long, env = "KEYSRV_BODY_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_timeout_secs: u64,
+    /// Seconds between sweeps of stored file bytes that no file row names
+    /// (there is one at start too).
+    #[arg(long, env = "KEYSRV_SWEEP_INTERVAL_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub sweep_interval_secs: u64,
 }
 
 /// The longest lifetime `keysrv token` signs a dev token for.

@@ -5,5 +5,6 @@ pub mod blobs;
 pub mod cli;
 pub mod cognito;
 pub mod jwt;
+pub mod listener;
 pub mod logging;
 pub mod server;

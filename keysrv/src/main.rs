@@ -1,10 +1,12 @@
 mod client;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use keysrv::cli::{Cli, Command, ServerArgs, TokenArgs};
 use keysrv::jwt::{DevIssuer, Verifier};
+use keysrv::listener::{self, ConnectionLimits};
 use keysrv::{logging, server};
 use keysrv_shared::bare_jid::BareJid;
 use keysrv_shared::config::Backend;
@@ -55,8 +57,18 @@ async fn run_server(args: ServerArgs) -> Result<(), Box<dyn std::error::Error>> 
             );
         }
     };
+    let nofile = listener::raise_nofile_limit();
+    let limits = ConnectionLimits {
+        max_connections: args
+            .max_connections
+            .map_or_else(ConnectionLimits::default_max_connections, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+        header_timeout: Duration::from_secs(args.header_timeout_secs),
+        shutdown_grace: Duration::from_secs(10),
+    };
+    tracing::info!(nofile, max_connections = limits.max_connections, "connection limits");
     let app = App::new(config).await?;
-    server::run(server::Server { app, verifier }, args.listen).await?;
+    let server = server::Server { app, verifier, body_timeout: Duration::from_secs(args.body_timeout_secs) };
+    server::run(server, args.listen, limits, Duration::from_secs(args.sweep_interval_secs)).await?;
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -21,10 +21,13 @@ use keysrv_shared::http::{ApiRequest, MAX_BODY_BYTES, Route};
 use tokio::net::TcpListener;
 
 use crate::jwt::Verifier;
+use crate::listener::ConnectionLimits;
 
 pub struct Server {
     pub app: App,
     pub verifier: Verifier,
+    /// How long a request body may take to arrive.
+    pub body_timeout: Duration,
 }
 
 /// The router: one entry per row of the shared route table.
@@ -93,9 +96,14 @@ async fn authenticate_and_handle(
     if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
         return too_large_response();
     }
-    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(b) => b,
-        Err(_) => return too_large_response(),
+    let body = match tokio::time::timeout(server.body_timeout, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => return too_large_response(),
+        Err(_) => {
+            let mut resp = problem::problem(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time");
+            resp.headers_mut().insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+            return to_axum(resp);
+        }
     };
     let api = ApiRequest { claims, params, headers: parts.headers, body };
     to_axum(keysrv_shared::http::handle(&server.app, route, api).await)
@@ -115,19 +123,38 @@ fn to_axum(resp: http::Response<bytes::Bytes>) -> Response {
 }
 
 /// Binds `addr`, reports the bound address on stdout (scripts and tests read
-/// it from there), and serves until SIGINT or SIGTERM.
-pub async fn run(server: Server, addr: SocketAddr) -> std::io::Result<()> {
+/// it from there), and serves until SIGINT or SIGTERM. Stored bytes that no
+/// file row names are swept at start and every `sweep_interval`.
+pub async fn run(
+    server: Server,
+    addr: SocketAddr,
+    limits: ConnectionLimits,
+    sweep_interval: Duration,
+) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     if let Some(files) = &server.app.local_files {
         // Unless KEYSRV_PUBLIC_URL said otherwise, file URLs point here.
         files.set_base_url(format!("http://{local}"));
     }
+    let server = Arc::new(server);
+    tokio::spawn(sweep(server.clone(), sweep_interval));
     println!("keysrv listening on http://{local}");
     use std::io::Write;
     std::io::stdout().flush()?;
-    tracing::info!(%local, "listening");
-    axum::serve(listener, router(Arc::new(server))).with_graceful_shutdown(shutdown_signal()).await
+    tracing::info!(%local, max_connections = limits.max_connections, "listening");
+    crate::listener::serve(listener, router(server), limits, shutdown_signal()).await
+}
+
+/// Deletes stored bytes without a file row (left by a crash or an
+/// interrupted deletion), now and then every `interval`.
+async fn sweep(server: Arc<Server>, interval: Duration) {
+    loop {
+        if let Err(e) = server.app.keys.sweep_unregistered_bytes().await {
+            tracing::warn!(error = %e, "sweep of unregistered file bytes failed");
+        }
+        tokio::time::sleep(interval).await;
+    }
 }
 
 async fn shutdown_signal() {

@@ -161,6 +161,14 @@ impl FileStore for NoFileStore {
         // Nothing stored here, nothing to delete.
         if keys.is_empty() { Ok(()) } else { Err(BackendError::Internal(self.0.into())) }
     }
+
+    async fn list_stored(
+        &self,
+        _: Option<&crate::ids::StorageKey>,
+        _: usize,
+    ) -> Result<crate::ports::StoredPage, BackendError> {
+        Err(BackendError::Internal(self.0.into()))
+    }
 }
 
 #[cfg(not(feature = "aws"))]

@@ -100,6 +100,13 @@ impl Config {
             return Err(Error::BadRequest("KEYSRV_FILE_URL_TTL_SECS must be between 1 and 3600".into()));
         }
         c.limits.file_url_ttl = Duration::from_secs(ttl);
+        // At most 6 hours: the S3 lifecycle rule expires upload tombstones
+        // after a day, and they must outlive every upload they block.
+        let grace = number("KEYSRV_UPLOAD_GRACE_SECS", c.limits.upload_grace.as_secs())?;
+        if !(1..=6 * 3600).contains(&grace) {
+            return Err(Error::BadRequest("KEYSRV_UPLOAD_GRACE_SECS must be between 1 and 21600".into()));
+        }
+        c.limits.upload_grace = Duration::from_secs(grace);
         c.public_url = var("KEYSRV_PUBLIC_URL");
         c.backend = match backend {
             "embedded" => Backend::Embedded {

@@ -5,6 +5,7 @@
 //! it in one round trip and apply every write atomically (one SQLite
 //! transaction, one DynamoDB `TransactWriteItems`).
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -70,17 +71,16 @@ pub trait ConversationStore: Send + Sync {
 
     async fn update(&self, update: ConversationUpdate) -> Result<WriteOutcome, BackendError>;
 
-    /// Makes the conversation invisible to every read, as the first step of
-    /// its crypto-shred, where a backend cannot delete it in one
-    /// transaction. Marking a missing conversation is not an error.
-    async fn mark_deleting(&self, _id: &ConversationId) -> Result<(), BackendError> {
-        Ok(())
-    }
+    /// The first step of a crypto-shred: makes the conversation invisible to
+    /// every read and refuses every later write to it (no change, no new
+    /// file), atomically. Its rows stay until `delete`, so an interrupted
+    /// shred can be finished (`deletion_pending`). Marking a missing
+    /// conversation is not an error.
+    async fn mark_deleting(&self, id: &ConversationId) -> Result<(), BackendError>;
 
-    /// Deletes the conversation, its members, every key row and every file
-    /// row. `None` if it did not exist; otherwise the storage keys of the
-    /// files whose rows went with it, for the caller to delete their bytes.
-    async fn delete(&self, id: &ConversationId) -> Result<Option<Vec<StorageKey>>, BackendError>;
+    /// Deletes the conversation, its members, every key row, every file row
+    /// and every idempotency record naming it; whether it existed.
+    async fn delete(&self, id: &ConversationId) -> Result<bool, BackendError>;
 
     /// The conversation and the given JID's membership, if any.
     async fn conversation_for(
@@ -137,14 +137,17 @@ pub trait ConversationStore: Send + Sync {
     async fn files_of(&self, id: &ConversationId) -> Result<Vec<StoredFile>, BackendError>;
 
     /// Deletes a file row; whether it existed.
-    async fn delete_file(&self, file_id: &FileId) -> Result<bool, BackendError>;
+    async fn delete_file(&self, file: &StoredFile) -> Result<bool, BackendError>;
+
+    /// Which of `keys` are the storage keys of file rows (the sweep deletes
+    /// stored bytes that have none). The rows of a conversation whose
+    /// crypto-shred began count until it finishes: the shred deletes their
+    /// bytes itself.
+    async fn registered_storage_keys(&self, keys: &[StorageKey]) -> Result<HashSet<StorageKey>, BackendError>;
 
     /// Whether `id` is a conversation whose crypto-shred began but did not
-    /// finish (invisible to reads), owned by `owner`. Backends that delete in
-    /// one transaction never leave one.
-    async fn deletion_pending(&self, _id: &ConversationId, _owner: &BareJid) -> Result<bool, BackendError> {
-        Ok(false)
-    }
+    /// finish (invisible to reads), owned by `owner`.
+    async fn deletion_pending(&self, id: &ConversationId, owner: &BareJid) -> Result<bool, BackendError>;
 
     /// Opens connections before the first request (during a Lambda
     /// container's init), so no request pays for a TLS handshake.
@@ -194,6 +197,14 @@ pub struct PresignedRequest {
     pub expires_at: Timestamp,
 }
 
+/// A page of `FileStore::list_stored`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoredPage {
+    pub keys: Vec<StorageKey>,
+    /// Pass as `after` for the next page; `None`: this was the last.
+    pub next: Option<StorageKey>,
+}
+
 /// Where file bytes live. The bytes never pass through keysrv's API: the
 /// store issues short-lived URLs that clients use directly.
 #[async_trait]
@@ -215,4 +226,10 @@ pub trait FileStore: Send + Sync {
     async fn delete_recent(&self, keys: &[StorageKey]) -> Result<(), BackendError> {
         self.delete(keys).await
     }
+
+    /// One page of the storage keys that hold bytes, in ascending order,
+    /// after `after` (for the sweep of bytes without a file row): at most
+    /// `limit` keys, and where to continue (`None` at the end). Stores may
+    /// leave out objects that hold no bytes (S3 tombstones).
+    async fn list_stored(&self, after: Option<&StorageKey>, limit: usize) -> Result<StoredPage, BackendError>;
 }

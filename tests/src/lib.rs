@@ -306,6 +306,8 @@ pub struct TestServer {
     pub stdout_path: PathBuf,
     root: PathBuf,
     env: Vec<(String, String)>,
+    /// `RLIMIT_NOFILE` (soft and hard) for the server process, if set.
+    nofile: Option<u64>,
     child: Option<Child>,
     client: Client,
     backend: Backend,
@@ -327,6 +329,16 @@ impl TestServer {
     /// variables are inherited), and `env` may override them (e.g.
     /// `AWS_ENDPOINT_URL` to go through a `FaultProxy`).
     pub fn start_with_env(env: &[(&str, &str)]) -> Self {
+        Self::start_limited(None, env)
+    }
+
+    /// Like `start_with_env`, with the server's `RLIMIT_NOFILE` (soft and
+    /// hard, so it cannot raise it) set to `nofile`.
+    pub fn start_with_nofile(nofile: u64, env: &[(&str, &str)]) -> Self {
+        Self::start_limited(Some(nofile), env)
+    }
+
+    fn start_limited(nofile: Option<u64>, env: &[(&str, &str)]) -> Self {
         let root = std::env::temp_dir().join(format!("keysrv-test-{}-{:x}", std::process::id(), unique()));
         fs::create_dir_all(&root).expect("creating the test's temp dir");
         let mut server = Self {
@@ -335,6 +347,7 @@ impl TestServer {
             log_path: root.join("server.log"),
             stdout_path: root.join("stdout.log"),
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            nofile,
             root,
             child: None,
             client: Client::new(String::new()),
@@ -359,7 +372,15 @@ impl TestServer {
         };
         let stderr = open_append(&self.log_path);
         let mut stdout_log = open_append(&self.stdout_path);
-        let mut cmd = Command::new(keysrv_bin());
+        let mut cmd = match self.nofile {
+            None => Command::new(keysrv_bin()),
+            Some(n) => {
+                // The shell sets the limit and execs the server (same pid).
+                let mut sh = Command::new("sh");
+                sh.arg("-c").arg(format!("ulimit -n {n} && exec \"$0\" \"$@\"")).arg(keysrv_bin());
+                sh
+            }
+        };
         cmd.arg("server").arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(&self.data_dir);
         for (k, _) in std::env::vars_os() {
             if k.to_string_lossy().starts_with("KEYSRV_") {

@@ -85,8 +85,9 @@ fn one_lambda_binary_per_route() {
         .map(|e| e.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned())
         .collect();
     let mut names: BTreeSet<String> = Route::ALL.iter().map(|r| r.name().to_owned()).collect();
-    // Not a route: Cognito's pre sign-up trigger.
+    // Not routes: Cognito's pre sign-up trigger, the scheduled sweep.
     names.insert("pre_sign_up".to_owned());
+    names.insert("sweep_files".to_owned());
     assert_eq!(bins, names);
 }
 
@@ -131,7 +132,13 @@ async fn the_local_server_serves_every_route_and_nothing_else() {
     let verifier = Verifier::dev(&DevIssuer::load_or_create(&dir).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(axum::serve(listener, router(Arc::new(Server { app, verifier }))).into_future());
+    tokio::spawn(
+        axum::serve(
+            listener,
+            router(Arc::new(Server { app, verifier, body_timeout: std::time::Duration::from_secs(5) })),
+        )
+        .into_future(),
+    );
 
     let client = reqwest::Client::new();
     for (method, path, name) in openapi_routes() {

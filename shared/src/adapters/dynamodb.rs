@@ -8,6 +8,7 @@
 //! | key | `C#<conversation_id>` | `K#<key id>` |
 //! | file | `C#<conversation_id>` | `F#<file id>` |
 //! | idempotency record | `I#<caller>` | `I#<Idempotency-Key>` (expires by TTL) |
+//! | storage key of a file | `S#<storage key>` | `S` (names the file; written and deleted with it) |
 //!
 //! Because an objectid carries its conversation id, every read the API needs
 //! is one `BatchGetItem` (or one `Query` for the member list), and every
@@ -15,7 +16,7 @@
 //! `seq`. Reads are strongly consistent: a removal takes effect on the next
 //! request.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -157,6 +158,18 @@ fn file_item(f: &StoredFile) -> Item {
     item.insert("history".into(), s(f.history.as_str()));
     item.insert("created_at".into(), n(f.created_at.millis()));
     item
+}
+
+/// The item that says a storage key belongs to a file row: the sweep of
+/// unregistered bytes looks storage keys up by it.
+fn storage_key_item(f: &StoredFile) -> Item {
+    let mut item = storage_key_key(&f.storage_key);
+    item.insert("file_id".into(), s(f.file_id.as_str()));
+    item
+}
+
+fn storage_key_key(k: &StorageKey) -> Item {
+    key(format!("S#{k}"), "S".into())
 }
 
 fn parse_file(item: &Item) -> Result<StoredFile, BackendError> {
@@ -632,13 +645,9 @@ impl ConversationStore for DynamoStore {
         }
     }
 
-    async fn mark_deleting(&self, id: &ConversationId) -> Result<(), BackendError> {
-        self.mark(id).await.map(|_| ())
-    }
-
-    async fn delete(&self, id: &ConversationId) -> Result<Option<Vec<StorageKey>>, BackendError> {
+    async fn delete(&self, id: &ConversationId) -> Result<bool, BackendError> {
         if !self.mark(id).await? {
-            return Ok(None);
+            return Ok(false);
         }
         // Members first: without them no key row is readable, even if the
         // deletion of the keys is interrupted. Then the keys, and the
@@ -657,7 +666,7 @@ impl ConversationStore for DynamoStore {
         let row =
             |item: &Item| Ok::<_, BackendError>(key(get_s(item, "pk")?.to_owned(), get_s(item, "sk")?.to_owned()));
         self.delete_items(members.iter().map(row).collect::<Result<_, _>>()?).await?;
-        let mut later = Vec::new();
+        let mut later: Vec<Item> = files.iter().map(storage_key_key).collect();
         for item in &rest {
             if let (Ok(pk), Ok(sk)) = (get_s(item, "target_pk"), get_s(item, "target_sk")) {
                 later.push(key(pk.to_owned(), sk.to_owned()));
@@ -678,7 +687,7 @@ impl ConversationStore for DynamoStore {
             .send()
             .await
             .map_err(|e| classify("dynamodb:DeleteItem", e))?;
-        Ok(Some(files))
+        Ok(true)
     }
 
     async fn conversation_for(
@@ -816,6 +825,7 @@ impl ConversationStore for DynamoStore {
             check(META.into(), "attribute_exists(pk) AND attribute_not_exists(deleting)")?,
             check(member_sk(uploader), "attribute_exists(pk)")?,
             self.put(file_item(&file), Some("attribute_not_exists(pk)"))?,
+            self.put(storage_key_item(&file), Some("attribute_not_exists(pk)"))?,
         ];
         match self.transact("dynamodb:TransactWriteItems", items).await? {
             Ok(()) => Ok(WriteOutcome::Applied),
@@ -865,19 +875,35 @@ impl ConversationStore for DynamoStore {
         self.query_partition(conv_pk(id), Some("F#"), false).await?.iter().map(parse_file).collect()
     }
 
-    async fn delete_file(&self, file_id: &FileId) -> Result<bool, BackendError> {
-        let deleted = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(conv_pk(&file_id.conversation_id()), file_sk(file_id))))
-            .condition_expression("attribute_exists(pk)")
-            .send()
-            .await;
-        match deleted {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => Ok(false),
-            Err(e) => Err(classify("dynamodb:DeleteItem", e)),
-        }
+    async fn delete_file(&self, file: &StoredFile) -> Result<bool, BackendError> {
+        let delete = |k: Item, condition: Option<&str>| -> Result<TransactWriteItem, BackendError> {
+            let d = Delete::builder().table_name(&self.table).set_key(Some(k));
+            let d = match condition {
+                Some(c) => d.condition_expression(c),
+                None => d,
+            };
+            Ok(TransactWriteItem::builder().delete(d.build().map_err(build_err)?).build())
+        };
+        let items = vec![
+            delete(key(conv_pk(&file.conversation_id), file_sk(&file.file_id)), Some("attribute_exists(pk)"))?,
+            delete(storage_key_key(&file.storage_key), None)?,
+        ];
+        // Cancelled: the file row was already gone.
+        Ok(self.transact("dynamodb:TransactWriteItems", items).await?.is_ok())
+    }
+
+    async fn registered_storage_keys(&self, keys: &[StorageKey]) -> Result<HashSet<StorageKey>, BackendError> {
+        let items = self.batch_get_all(keys.iter().map(storage_key_key).collect()).await?;
+        items
+            .iter()
+            .map(|item| {
+                let pk = get_s(item, "pk")?.strip_prefix("S#").ok_or_else(|| corrupt("pk"))?;
+                StorageKey::parse(pk).map_err(|_| corrupt("pk"))
+            })
+            .collect()
+    }
+
+    async fn mark_deleting(&self, id: &ConversationId) -> Result<(), BackendError> {
+        self.mark(id).await.map(|_| ())
     }
 }

@@ -34,7 +34,7 @@ use super::local_key_file::{LocalKeyFile, read_or_create_secret};
 use crate::domain::model::{DataKey, WrappedKey};
 use crate::error::Error;
 use crate::ids::{FileId, StorageKey, random_bytes};
-use crate::ports::{BackendError, FileObject, FileStore, PresignedRequest};
+use crate::ports::{BackendError, FileObject, FileStore, PresignedRequest, StoredPage};
 use crate::timestamp::Timestamp;
 
 /// The path prefix `keysrv server` serves file bytes under.
@@ -298,6 +298,23 @@ impl FileStore for LocalFileStore {
     async fn presign_download(&self, object: FileObject<'_>, ttl: Duration) -> Result<PresignedRequest, BackendError> {
         let (url, expires_at) = self.signed_url("GET", object, ttl)?;
         Ok(PresignedRequest { url, headers: Vec::new(), expires_at })
+    }
+
+    async fn list_stored(&self, after: Option<&StorageKey>, limit: usize) -> Result<StoredPage, BackendError> {
+        let mut dir = tokio::fs::read_dir(&self.dir).await.map_err(|e| io_error("listing", &self.dir, e))?;
+        let mut keys = Vec::new();
+        while let Some(entry) = dir.next_entry().await.map_err(|e| io_error("listing", &self.dir, e))? {
+            // Uploads in progress (`.tmp-…`) are not stored bytes yet.
+            if let Ok(key) = StorageKey::parse(&entry.file_name().to_string_lossy())
+                && after.is_none_or(|a| &key > a)
+            {
+                keys.push(key);
+            }
+        }
+        keys.sort();
+        keys.truncate(limit);
+        let next = (keys.len() == limit).then(|| keys.last().cloned()).flatten();
+        Ok(StoredPage { keys, next })
     }
 
     /// Overwrites the wrapped data key in the header before unlinking, so

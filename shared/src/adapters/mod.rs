@@ -5,6 +5,9 @@
 //! | `ConversationStore` | `sqlite` | `dynamodb` |
 //! | `KeyWrapper` | `local_key_file` | `kms`, `secrets_manager` |
 //! | `FileStore` | `local_files` | `s3` |
+//!
+//! `memory` implements every port in process: the reference the others are
+//! checked against, and the backend of the fast tests.
 
 #[cfg(feature = "aws")]
 mod aws_errors;
@@ -19,6 +22,7 @@ pub mod local_files;
 #[cfg(feature = "embedded")]
 pub mod local_key_file;
 mod master_key;
+pub mod memory;
 #[cfg(feature = "aws")]
 pub mod s3;
 #[cfg(feature = "aws")]

@@ -25,7 +25,7 @@ use aws_sdk_s3::types::{Delete, ObjectIdentifier, ServerSideEncryption};
 
 use super::aws_errors::classify;
 use crate::ids::StorageKey;
-use crate::ports::{BackendError, FileObject, FileStore, PresignedRequest};
+use crate::ports::{BackendError, FileObject, FileStore, PresignedRequest, StoredPage};
 use crate::timestamp::Timestamp;
 
 /// S3's limit of keys per `DeleteObjects`.
@@ -121,6 +121,32 @@ impl FileStore for S3FileStore {
             join_put(&mut set).await?;
         }
         Ok(())
+    }
+
+    /// Objects of size 0 are left out: tombstones (and empty files) hold no
+    /// bytes, and a tombstone must stay until the lifecycle rule expires it.
+    async fn list_stored(&self, after: Option<&StorageKey>, limit: usize) -> Result<StoredPage, BackendError> {
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .set_start_after(after.map(|a| a.as_str().to_owned()))
+            .max_keys(i32::try_from(limit).unwrap_or(1000))
+            .send()
+            .await
+            .map_err(|e| classify("s3:ListObjectsV2", e))?;
+        let objects = out.contents.unwrap_or_default();
+        let next = if out.is_truncated == Some(true) {
+            objects.last().and_then(|o| o.key.as_deref()).and_then(|k| StorageKey::parse(k).ok())
+        } else {
+            None
+        };
+        let keys = objects
+            .iter()
+            .filter(|o| o.size.unwrap_or(0) > 0)
+            .filter_map(|o| o.key.as_deref().and_then(|k| StorageKey::parse(k).ok()))
+            .collect();
+        Ok(StoredPage { keys, next })
     }
 
     async fn delete(&self, keys: &[StorageKey]) -> Result<(), BackendError> {

@@ -5,6 +5,7 @@
 //! and a point lookup takes microseconds); writes, which may wait for the
 //! write lock and fsync, run on the blocking pool.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -27,7 +28,9 @@ CREATE TABLE IF NOT EXISTS conversations (
     created_at       INTEGER NOT NULL,
     seq              INTEGER NOT NULL,
     current_objectid TEXT NOT NULL,
-    member_count     INTEGER NOT NULL
+    member_count     INTEGER NOT NULL,
+    -- 1 once a crypto-shred began: the conversation is invisible and takes no writes.
+    deleting         INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 CREATE TABLE IF NOT EXISTS members (
     conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
@@ -122,6 +125,7 @@ impl SqliteStore {
         writer.pragma_update(None, "journal_mode", "WAL").map_err(internal)?;
         configure(&writer).map_err(internal)?;
         writer.execute_batch(SCHEMA).map_err(internal)?;
+        migrate(&writer).map_err(internal)?;
         let readers = (0..READERS)
             .map(|_| {
                 let c = Connection::open_with_flags(
@@ -157,6 +161,18 @@ impl SqliteStore {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || f(&mut lock(&inner.writer))).await.map_err(internal)?.map_err(db_error)
     }
+}
+
+/// Brings a database created by an earlier version up to `SCHEMA`.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has_deleting: bool =
+        conn.query_row("SELECT count(*) FROM pragma_table_info('conversations') WHERE name = 'deleting'", [], |r| {
+            r.get::<_, i64>(0).map(|n| n > 0)
+        })?;
+    if !has_deleting {
+        conn.execute_batch("ALTER TABLE conversations ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0")?;
+    }
+    Ok(())
 }
 
 fn conversation_row(r: &Row<'_>) -> rusqlite::Result<Conversation> {
@@ -205,10 +221,15 @@ fn file_row(r: &Row<'_>) -> rusqlite::Result<StoredFile> {
     })
 }
 
+/// A file row of a live conversation.
 fn select_file(conn: &Connection, file_id: &FileId) -> rusqlite::Result<Option<StoredFile>> {
-    conn.prepare_cached(&format!("SELECT {FILE_COLUMNS} FROM files WHERE file_id = ?1"))?
-        .query_row(params![file_id.as_str()], file_row)
-        .optional()
+    conn.prepare_cached(
+        "SELECT f.file_id, f.conversation_id, f.storage_key, f.uploader, f.media_type, f.size, f.seq, f.history,
+                f.created_at
+         FROM files f JOIN conversations c ON c.id = f.conversation_id WHERE f.file_id = ?1 AND c.deleting = 0",
+    )?
+    .query_row(params![file_id.as_str()], file_row)
+    .optional()
 }
 
 fn parse_col<T>(r: &Row<'_>, idx: usize, parse: impl FnOnce(&str) -> Option<T>) -> rusqlite::Result<T> {
@@ -218,16 +239,31 @@ fn parse_col<T>(r: &Row<'_>, idx: usize, parse: impl FnOnce(&str) -> Option<T>) 
     })
 }
 
+/// A member of a live conversation (none while its crypto-shred runs).
 fn select_member(conn: &Connection, id: &str, jid: &str) -> rusqlite::Result<Option<Member>> {
-    conn.prepare_cached(&format!("SELECT {MEMBER_COLUMNS} FROM members WHERE conversation_id = ?1 AND jid = ?2"))?
-        .query_row(params![id, jid], member_row)
+    conn.prepare_cached(
+        "SELECT m.jid, m.role, m.joined_at, m.joined_seq FROM members m JOIN conversations c ON c.id = m.conversation_id
+         WHERE m.conversation_id = ?1 AND m.jid = ?2 AND c.deleting = 0",
+    )?
+    .query_row(params![id, jid], member_row)
+    .optional()
+}
+
+/// The row of a live conversation (none while its crypto-shred runs).
+fn select_conversation(conn: &Connection, id: &str) -> rusqlite::Result<Option<Conversation>> {
+    conn.prepare_cached(&format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = ?1 AND deleting = 0"))?
+        .query_row(params![id], conversation_row)
         .optional()
 }
 
+/// A key row of a live conversation.
 fn select_key(conn: &Connection, objectid: &str) -> rusqlite::Result<Option<StoredKey>> {
-    conn.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM keys WHERE objectid = ?1"))?
-        .query_row(params![objectid], key_row)
-        .optional()
+    conn.prepare_cached(
+        "SELECT k.objectid, k.conversation_id, k.seq, k.history, k.created_at, k.scheme, k.wrapped
+         FROM keys k JOIN conversations c ON c.id = k.conversation_id WHERE k.objectid = ?1 AND c.deleting = 0",
+    )?
+    .query_row(params![objectid], key_row)
+    .optional()
 }
 
 fn insert_member(conn: &Connection, id: &ConversationId, m: &Member) -> rusqlite::Result<()> {
@@ -344,7 +380,7 @@ impl ConversationStore for SqliteStore {
             let bumped = tx.execute(
                 "UPDATE conversations SET seq = ?1, member_count = ?2,
                         current_objectid = COALESCE(?3, current_objectid)
-                 WHERE id = ?4 AND seq = ?5",
+                 WHERE id = ?4 AND seq = ?5 AND deleting = 0",
                 params![u.new_seq, u.member_count, u.new_key.as_ref().map(|k| k.objectid.as_str()), id, u.expected_seq],
             )?;
             if bumped == 0 {
@@ -371,14 +407,38 @@ impl ConversationStore for SqliteStore {
         .await
     }
 
-    async fn delete(&self, id: &ConversationId) -> Result<Option<Vec<StorageKey>>, BackendError> {
+    async fn mark_deleting(&self, id: &ConversationId) -> Result<(), BackendError> {
+        let id = id.clone();
+        self.write(move |conn| {
+            conn.execute("UPDATE conversations SET deleting = 1 WHERE id = ?1", params![id.as_str()]).map(|_| ())
+        })
+        .await
+    }
+
+    async fn deletion_pending(&self, id: &ConversationId, owner: &BareJid) -> Result<bool, BackendError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT 1 FROM conversations WHERE id = ?1 AND owner = ?2 AND deleting = 1")?
+                .exists(params![id.as_str(), owner.as_str()])
+        })
+    }
+
+    async fn registered_storage_keys(&self, keys: &[StorageKey]) -> Result<HashSet<StorageKey>, BackendError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT 1 FROM files WHERE storage_key = ?1")?;
+            let mut live = HashSet::new();
+            for key in keys {
+                if stmt.exists(params![key.as_str()])? {
+                    live.insert(key.clone());
+                }
+            }
+            Ok(live)
+        })
+    }
+
+    async fn delete(&self, id: &ConversationId) -> Result<bool, BackendError> {
         let id = id.clone();
         self.write(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let files = tx
-                .prepare("SELECT storage_key FROM files WHERE conversation_id = ?1")?
-                .query_map(params![id.as_str()], |r| parse_col(r, 0, |s| StorageKey::parse(s).ok()))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
             tx.execute("DELETE FROM files WHERE conversation_id = ?1", params![id.as_str()])?;
             tx.execute("DELETE FROM keys WHERE conversation_id = ?1", params![id.as_str()])?;
             tx.execute("DELETE FROM members WHERE conversation_id = ?1", params![id.as_str()])?;
@@ -399,7 +459,7 @@ impl ConversationStore for SqliteStore {
                     }
                 }
             }
-            Ok((n > 0).then_some(files))
+            Ok(n > 0)
         })
         .await
     }
@@ -409,15 +469,9 @@ impl ConversationStore for SqliteStore {
         id: &ConversationId,
         jid: &BareJid,
     ) -> Result<Option<(Conversation, Option<Member>)>, BackendError> {
-        self.read(|conn| {
-            let conversation = conn
-                .prepare_cached(&format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = ?1"))?
-                .query_row(params![id.as_str()], conversation_row)
-                .optional()?;
-            match conversation {
-                None => Ok(None),
-                Some(c) => Ok(Some((c, select_member(conn, id.as_str(), jid.as_str())?))),
-            }
+        self.read(|conn| match select_conversation(conn, id.as_str())? {
+            None => Ok(None),
+            Some(c) => Ok(Some((c, select_member(conn, id.as_str(), jid.as_str())?))),
         })
     }
 
@@ -426,11 +480,7 @@ impl ConversationStore for SqliteStore {
         id: &ConversationId,
     ) -> Result<Option<(Conversation, Vec<Member>)>, BackendError> {
         self.read(|conn| {
-            let conversation = conn
-                .prepare_cached(&format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = ?1"))?
-                .query_row(params![id.as_str()], conversation_row)
-                .optional()?;
-            let Some(c) = conversation else { return Ok(None) };
+            let Some(c) = select_conversation(conn, id.as_str())? else { return Ok(None) };
             let members = conn
                 .prepare_cached(&format!(
                     "SELECT {MEMBER_COLUMNS} FROM members WHERE conversation_id = ?1 ORDER BY joined_seq, jid"
@@ -450,7 +500,8 @@ impl ConversationStore for SqliteStore {
             let key = conn
                 .prepare_cached(
                     "SELECT k.objectid, k.conversation_id, k.seq, k.history, k.created_at, k.scheme, k.wrapped
-                     FROM conversations c JOIN keys k ON k.objectid = c.current_objectid WHERE c.id = ?1",
+                     FROM conversations c JOIN keys k ON k.objectid = c.current_objectid
+                     WHERE c.id = ?1 AND c.deleting = 0",
                 )?
                 .query_row(params![id.as_str()], key_row)
                 .optional()?;
@@ -549,8 +600,8 @@ impl ConversationStore for SqliteStore {
         })
     }
 
-    async fn delete_file(&self, file_id: &FileId) -> Result<bool, BackendError> {
-        let file_id = file_id.clone();
+    async fn delete_file(&self, file: &StoredFile) -> Result<bool, BackendError> {
+        let file_id = file.file_id.clone();
         self.write(move |conn| Ok(conn.execute("DELETE FROM files WHERE file_id = ?1", params![file_id.as_str()])? > 0))
             .await
     }

@@ -2,6 +2,8 @@
 //! URL, delete. The bytes never pass through here; `FileStore` issues
 //! short-lived URLs for them. Who may see a file follows who may see keys.
 
+use std::time::Duration;
+
 use crate::bare_jid::BareJid;
 use crate::error::{Error, Result};
 use crate::ids::{ConversationId, FileId, StorageKey};
@@ -67,8 +69,11 @@ impl KeyService {
         Ok(grant(file, "GET", download))
     }
 
-    /// Deletes a file's bytes, then its row (an interrupted deletion leaves
-    /// a row that a retry finds).
+    /// Deletes a file's row, then its bytes: once the row is gone no upload
+    /// is accepted for it (`accept_upload` re-checks after storing; on S3 a
+    /// recent file's key gets a tombstone its upload URL cannot overwrite).
+    /// Bytes an interruption leaves behind have no row: the sweep removes
+    /// them.
     pub async fn delete_file(&self, caller: &BareJid, file_id: &str) -> Result<()> {
         let (file, member) = self.readable_file("delete_file", caller, file_id).await?;
         let conversation = file.conversation_id.as_str();
@@ -76,22 +81,22 @@ impl KeyService {
             audit::file_event("delete_file", caller, conversation, file.file_id.as_str(), Outcome::Denied);
             return Err(e);
         }
-        self.delete_bytes(vec![(file.storage_key.clone(), Some(file.created_at))]).await?;
-        if !self.store.delete_file(&file.file_id).await? {
+        if !self.store.delete_file(&file).await? {
             return Err(Error::NotFound);
         }
+        self.delete_bytes(vec![(file.storage_key.clone(), file.created_at)]).await?;
         audit::file_event("delete_file", caller, conversation, file.file_id.as_str(), Outcome::Applied);
         Ok(())
     }
 
-    /// Deletes stored bytes. Files registered within the URL lifetime (or
-    /// at an unknown time) may have a live upload URL: for those the store
-    /// also blocks that URL.
-    pub(super) async fn delete_bytes(&self, files: Vec<(StorageKey, Option<Timestamp>)>) -> Result<()> {
-        // A minute of slack for clocks and for URLs signed just before the row was read.
-        let cutoff = Timestamp::now().plus_secs(-(self.limits.file_url_ttl.as_secs() as i64) - 60);
-        let (recent, old): (Vec<_>, Vec<_>) = files.into_iter().partition(|(_, at)| at.is_none_or(|t| t > cutoff));
-        let keys = |v: Vec<(StorageKey, Option<Timestamp>)>| v.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+    /// Deletes stored bytes. A file registered so recently that an upload
+    /// through its URL may still be running (URL lifetime, plus the upload
+    /// grace, plus a minute for clocks) gets the store's blocking deletion.
+    pub(super) async fn delete_bytes(&self, files: Vec<(StorageKey, Timestamp)>) -> Result<()> {
+        let window = self.limits.file_url_ttl + self.limits.upload_grace + Duration::from_secs(60);
+        let cutoff = Timestamp::now().plus_secs(-(window.as_secs() as i64));
+        let (recent, old): (Vec<_>, Vec<_>) = files.into_iter().partition(|(_, at)| *at > cutoff);
+        let keys = |v: Vec<(StorageKey, Timestamp)>| v.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
         let (recent, old) = (keys(recent), keys(old));
         if !old.is_empty() {
             self.files.delete(&old).await?;
@@ -103,9 +108,70 @@ impl KeyService {
     }
 
     /// The row of a registered file of a live conversation, for the embedded
-    /// file server, which checks it before and after moving bytes.
+    /// file server, which checks it before serving bytes.
     pub async fn registered_file(&self, file_id: &FileId) -> Result<Option<StoredFile>> {
         Ok(self.store.file(file_id).await?)
+    }
+
+    /// Accepts the bytes of an upload for a file the embedded file server
+    /// serves: the file must be registered under `storage_key` before
+    /// `store` writes them, and still be registered once they are written;
+    /// otherwise (deleted, or its conversation shredded, meanwhile) the bytes
+    /// are deleted again and the upload is a 404. Deleting the row before the
+    /// bytes (`delete_file`, `delete_conversation`) and checking the row after
+    /// the bytes here is what keeps bytes from outliving their row.
+    pub async fn accept_upload<F, Fut>(
+        &self,
+        file_id: &FileId,
+        storage_key: &StorageKey,
+        store: F,
+    ) -> Result<StoredFile>
+    where
+        F: FnOnce(StoredFile) -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        let registered = |file: Option<StoredFile>| file.filter(|f| &f.storage_key == storage_key);
+        let Some(file) = registered(self.store.file(file_id).await?) else {
+            return Err(Error::NotFound);
+        };
+        store(file).await?;
+        match registered(self.store.file(file_id).await?) {
+            Some(file) => Ok(file),
+            None => {
+                self.files.delete(std::slice::from_ref(storage_key)).await?;
+                Err(Error::NotFound)
+            }
+        }
+    }
+
+    /// Deletes stored bytes that no file row of a live conversation names:
+    /// what an interrupted deletion, a crash or an upload outliving its
+    /// tombstone left behind. A storage key is random and named by one row
+    /// only, written before its upload URL exists, so bytes without a row
+    /// can never gain one: deleting them is always right. Returns how many
+    /// objects it looked at and deleted.
+    pub async fn sweep_unregistered_bytes(&self) -> Result<SweepReport> {
+        const PAGE: usize = 1000;
+        let mut report = SweepReport::default();
+        let mut after: Option<StorageKey> = None;
+        loop {
+            let page = self.files.list_stored(after.as_ref(), PAGE).await?;
+            report.scanned += page.keys.len();
+            let live = self.store.registered_storage_keys(&page.keys).await?;
+            let orphans: Vec<StorageKey> = page.keys.into_iter().filter(|k| !live.contains(k)).collect();
+            if !orphans.is_empty() {
+                self.files.delete(&orphans).await?;
+                report.deleted += orphans.len();
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        if report.deleted > 0 {
+            tracing::warn!(target: "audit", action = "sweep", deleted = report.deleted, scanned = report.scanned, "deleted bytes that had no file row");
+        }
+        Ok(report)
     }
 
     /// The file and the caller's membership if the caller may read it; the
@@ -123,6 +189,13 @@ impl KeyService {
             }
         }
     }
+}
+
+/// What a sweep did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    pub scanned: usize,
+    pub deleted: usize,
 }
 
 fn object(file: &StoredFile) -> FileObject<'_> {

@@ -3,8 +3,12 @@
 
 pub mod access;
 pub mod audit;
-mod files;
+pub mod files;
 pub mod model;
 pub mod service;
 
+pub use files::SweepReport;
 pub use service::{KeyService, Limits};
+
+#[cfg(test)]
+pub(crate) mod tests;

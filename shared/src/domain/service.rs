@@ -37,6 +37,10 @@ pub struct Limits {
     pub max_file_bytes: u64,
     /// How long upload and download URLs stay valid.
     pub file_url_ttl: Duration,
+    /// How long an upload started just before its URL expired may still run
+    /// (the embedded file server cuts it off then; on S3 it decides how long
+    /// a deleted file's key stays blocked by a tombstone).
+    pub upload_grace: Duration,
 }
 
 impl Default for Limits {
@@ -47,6 +51,7 @@ impl Default for Limits {
             idempotency_ttl_secs: 24 * 3600,
             max_file_bytes: 100 * 1024 * 1024,
             file_url_ttl: Duration::from_secs(300),
+            upload_grace: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -355,6 +360,17 @@ impl KeyService {
     /// objectid it ever had is unknown from now on, and so are the stored
     /// bytes of its files. A deletion that was interrupted (the conversation
     /// is already invisible) is finished when its owner asks again.
+    ///
+    /// The order is what makes it hold against uploads in flight: first the
+    /// conversation is marked (every read sees nothing, no file can be
+    /// registered, an upload that checks its registration is refused), then
+    /// the bytes of every file row go, then the rows. An upload that stored
+    /// its bytes before the mark is deleted with the others; one that
+    /// finishes after it finds no registration and deletes its own bytes
+    /// (`accept_upload`); on S3, where uploads check nothing, recent files
+    /// get a tombstone their upload cannot overwrite. Bytes a crash leaves
+    /// behind have no row, and the sweep (`sweep_unregistered_bytes`)
+    /// removes them.
     pub async fn delete_conversation(&self, caller: &BareJid, id: &str) -> Result<()> {
         let id = ConversationId::parse(id)?;
         match self.load_member("delete_conversation", caller, &id).await {
@@ -364,19 +380,13 @@ impl KeyService {
             Err(Error::NotFound) if self.store.deletion_pending(&id, caller).await? => {}
             Err(e) => return Err(e),
         }
-        // Invisible first; then the bytes go before the rows, so an
-        // interruption leaves rows that the owner's retry finds again; then
-        // the bytes of any file registered while this ran.
         self.store.mark_deleting(&id).await?;
-        let before: Vec<_> =
-            self.store.files_of(&id).await?.into_iter().map(|f| (f.storage_key, Some(f.created_at))).collect();
-        self.delete_bytes(before.clone()).await?;
-        let Some(after) = self.store.delete(&id).await? else {
+        // No file row can be added after the mark: this is every file.
+        let files = self.store.files_of(&id).await?;
+        self.delete_bytes(files.into_iter().map(|f| (f.storage_key, f.created_at)).collect()).await?;
+        if !self.store.delete(&id).await? {
             return Err(Error::NotFound);
-        };
-        let late: Vec<_> =
-            after.into_iter().filter(|k| !before.iter().any(|(b, _)| b == k)).map(|k| (k, None)).collect();
-        self.delete_bytes(late).await?;
+        }
         audit::change_event("delete_conversation", caller, id.as_str(), None, Outcome::Applied);
         Ok(())
     }

@@ -488,6 +488,59 @@ async fn crypto_shred_deletes_the_stored_files() {
     assert_eq!(fetch(&down.url).await.expect(200, "the other conversation's file").body, b"not shredded");
 }
 
+/// No file bytes outlive their conversation or their file, whatever the
+/// interleaving: uploads racing a crypto-shred (or a file deletion) leave
+/// nothing stored once both are done — neither bytes nor temporary files.
+#[tokio::test]
+async fn uploads_racing_a_deletion_leave_no_bytes() {
+    const ROUNDS: u64 = 12;
+    const FILES: usize = 6;
+    let s = TestServer::start();
+    let (owner, bob) = (s.token(*OWNER), s.token(*BOB));
+    let mut leftovers = Vec::new();
+    for round in 0..ROUNDS {
+        let c = s.create_conversation(&owner, &[*BOB], "shared").await;
+        let cid = c.conversation_id.clone();
+        let mut files = Vec::new();
+        for i in 0..FILES {
+            files.push(register(&s, &bob, &cid, "application/octet-stream", 96 * 1024 + i as u64).await);
+        }
+        let uploads: Vec<_> = files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let up = f.upload.clone();
+                let bytes = noise(96 * 1024 + i, round * 100 + i as u64);
+                tokio::spawn(async move { upload(&up, &bytes).await.status })
+            })
+            .collect();
+        // Odd rounds shred the conversation, even ones delete each file, at
+        // a different moment of the uploads each time.
+        tokio::time::sleep(Duration::from_micros(round * 700)).await;
+        if round % 2 == 1 {
+            s.delete(&conversation_path(&cid), &owner).await.expect(204);
+        } else {
+            for f in &files {
+                s.delete(&file_path(&f.file_id), &bob).await.expect(204);
+            }
+        }
+        for u in uploads {
+            let status = u.await.expect("the upload task");
+            assert!([200, 404, 409, 412].contains(&status), "round {round}: upload answered {status}");
+        }
+        for f in &files {
+            if s.file_stored(&f.upload.storage_key()) {
+                leftovers.push(format!("round {round}: {} still holds bytes", f.upload.storage_key()));
+            }
+        }
+    }
+    if s.backend() == Backend::Embedded {
+        let temp: Vec<String> = s.files_dir_entries().into_iter().filter(|n| n.starts_with(".tmp")).collect();
+        assert!(temp.is_empty(), "temporary upload files left: {temp:?}");
+    }
+    assert!(leftovers.is_empty(), "bytes outlived their rows:\n{}", leftovers.join("\n"));
+}
+
 #[tokio::test]
 async fn storage_keys_reveal_neither_conversation_nor_jids() {
     let s = TestServer::start();

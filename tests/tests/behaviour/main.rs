@@ -9,6 +9,7 @@ mod auth_matrix;
 mod aws_backend;
 mod bad_input;
 mod durability;
+mod exhaustion;
 mod files;
 mod iam_parity;
 mod idempotency;
