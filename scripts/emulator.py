@@ -539,6 +539,9 @@ def is_our_moto(pid: int) -> bool:
 
 def port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As the server will: connections of a previous run in TIME_WAIT do
+        # not make the port busy.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((HOST, port))
         except OSError:
@@ -637,6 +640,9 @@ def cmd_serve_moto(args: argparse.Namespace) -> None:
     the meantime, in any partition. DynamoDB isolates transactions; serializing the
     emulator's requests does too (moto is single-threaded under its GIL anyway).
 
+    TransactGetItems is allowed DynamoDB's 100 items (moto's own limit is the
+    25 of before 2022).
+
     Also, moto keeps every model instance it ever creates (`instances_tracked`, for its
     dashboard), including the whole-table copy each TransactWriteItems makes and every
     Scan result: memory grows by megabytes per request and garbage collection stalls
@@ -653,6 +659,12 @@ def cmd_serve_moto(args: argparse.Namespace) -> None:
 
     for model in model_data["dynamodb"].values():
         model.instances_tracked = Untracked()  # type: ignore[attr-defined]
+
+    # moto 5.2.5 still refuses a TransactGetItems of more than 25 items;
+    # DynamoDB's limit has been 100 since September 2022, and keysrv reads
+    # up to 100 items in one snapshot.
+    import moto.dynamodb.responses
+    moto.dynamodb.responses.TRANSACTION_MAX_ITEMS = 100  # type: ignore[attr-defined]
 
     lock = threading.Lock()
     dispatcher = moto.server.DomainDispatcherApplication

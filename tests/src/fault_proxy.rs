@@ -22,7 +22,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// The prefix of the targets of S3 requests (`S3.PutObject`, ...).
 pub const S3: &str = "S3.";
@@ -49,9 +49,23 @@ impl Fault {
     }
 }
 
+/// Runs once, in the middle of a read (see `FaultProxy::interleave`).
+pub type Action = Box<dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send>;
+
+/// A write to run inside the next DynamoDB read of an item with this sort key.
+struct Interleave {
+    sk: String,
+    action: Action,
+}
+
 #[derive(Default)]
 struct Inner {
     rules: BTreeMap<String, Fault>,
+    interleave: Option<Interleave>,
+    /// How the last interleaved read went: `split` (a `BatchGetItem`, read
+    /// item by item around the action) or `atomic` (a `TransactGetItems`,
+    /// the action after it).
+    interleaved: Vec<&'static str>,
     /// Requests per target (forwarded or faulted).
     calls: BTreeMap<String, usize>,
     /// Requests answered with a fault, per target.
@@ -115,6 +129,21 @@ impl FaultProxy {
     /// From now on, answers every request for `target` with `fault`.
     pub fn set(&self, target: &str, fault: Fault) {
         self.shared.lock().rules.insert(target.to_owned(), fault);
+    }
+
+    /// Runs `action` inside the next DynamoDB read of an item whose sort key
+    /// is `sk`, the way DynamoDB may interleave a write with that read: a
+    /// `BatchGetItem` is isolated only per item, so it is read in two parts,
+    /// the matching item first, then (after the action) the others; a
+    /// `TransactGetItems` is serializable, so it is read whole and the
+    /// action runs after it.
+    pub fn interleave(&self, sk: &str, action: Action) {
+        self.shared.lock().interleave = Some(Interleave { sk: sk.to_owned(), action });
+    }
+
+    /// How the interleaved reads went, in order (`split` or `atomic`).
+    pub fn interleaved(&self) -> Vec<&'static str> {
+        self.shared.lock().interleaved.clone()
     }
 
     /// Removes every rule.
@@ -255,6 +284,96 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     if let Some(fault) = fault {
         return if target.starts_with(S3) { canned_s3(fault, &parts.method) } else { canned(fault, &target) };
     }
+    if let Some(resp) = interleaved(&shared, &parts, &target, &body).await {
+        return resp;
+    }
+    forward(&shared, &parts, body).await
+}
+
+/// The sort keys a `BatchGetItem` or `TransactGetItems` body asks for.
+fn read_sort_keys(target: &str, body: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    match target {
+        "DynamoDB_20120810.BatchGetItem" => {
+            for t in body["RequestItems"].as_object().into_iter().flat_map(|m| m.values()) {
+                for k in t["Keys"].as_array().into_iter().flatten() {
+                    out.extend(k["sk"]["S"].as_str().map(str::to_owned));
+                }
+            }
+        }
+        "DynamoDB_20120810.TransactGetItems" => {
+            for item in body["TransactItems"].as_array().into_iter().flatten() {
+                out.extend(item["Get"]["Key"]["sk"]["S"].as_str().map(str::to_owned));
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Carries out an `interleave` rule on this request, if it matches.
+async fn interleaved(
+    shared: &Arc<Shared>,
+    parts: &http::request::Parts,
+    target: &str,
+    body: &[u8],
+) -> Option<Response> {
+    let json: Value = serde_json::from_slice(body).ok()?;
+    let rule = {
+        let mut inner = shared.lock();
+        let wanted = inner.interleave.as_ref()?.sk.clone();
+        if !read_sort_keys(target, &json).contains(&wanted) {
+            return None;
+        }
+        inner.interleave.take()?
+    };
+    if target.ends_with(".TransactGetItems") {
+        let resp = forward(shared, parts, axum::body::Bytes::copy_from_slice(body)).await;
+        (rule.action)().await;
+        shared.lock().interleaved.push("atomic");
+        return Some(resp);
+    }
+    // BatchGetItem: the matching key alone, the action, then the rest.
+    let (mut first, mut rest) = (json.clone(), json.clone());
+    for (req, keep_match) in [(&mut first, true), (&mut rest, false)] {
+        for t in req["RequestItems"].as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
+            if let Some(keys) = t["Keys"].as_array_mut() {
+                keys.retain(|k| (k["sk"]["S"].as_str() == Some(rule.sk.as_str())) == keep_match);
+            }
+        }
+    }
+    let read = |req: &Value| {
+        let body = axum::body::Bytes::from(serde_json::to_vec(req).unwrap_or_default());
+        forward(shared, parts, body)
+    };
+    let one = read(&first).await;
+    (rule.action)().await;
+    let two = read(&rest).await;
+    let (status, headers) = (two.status(), two.headers().clone());
+    let body_of = |r: Response| async move {
+        let bytes = axum::body::to_bytes(r.into_body(), 64 << 20).await.unwrap_or_default();
+        serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null)
+    };
+    let (mut merged, extra) = (body_of(one).await, body_of(two).await);
+    for (table, items) in extra["Responses"].as_object().into_iter().flatten() {
+        let all = merged["Responses"][table].as_array().cloned().unwrap_or_default();
+        merged["Responses"][table] =
+            Value::Array(all.into_iter().chain(items.as_array().cloned().unwrap_or_default()).collect());
+    }
+    shared.lock().interleaved.push("split");
+    let mut resp = Response::new(Body::from(serde_json::to_vec(&merged).unwrap_or_default()));
+    *resp.status_mut() = status;
+    for (name, value) in &headers {
+        // The checksum was of another body.
+        if name.as_str() != "x-amz-crc32" {
+            resp.headers_mut().append(name, value.clone());
+        }
+    }
+    Some(resp)
+}
+
+/// Sends the request on to the emulator and its answer back.
+async fn forward(shared: &Arc<Shared>, parts: &http::request::Parts, body: axum::body::Bytes) -> Response {
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut forward = shared.http.request(parts.method.clone(), format!("{}{path}", shared.upstream));
     for (name, value) in &parts.headers {

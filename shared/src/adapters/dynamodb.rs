@@ -45,6 +45,9 @@ type Item = HashMap<String, AttributeValue>;
 /// DynamoDB's limits per request.
 const MAX_TRANSACTION_ITEMS: usize = 100;
 const MAX_BATCH_GET: usize = 100;
+const MAX_TRANSACT_GET: usize = 100;
+/// A snapshot read cancelled by a concurrent write is tried this often.
+const MAX_SNAPSHOT_ATTEMPTS: u32 = 4;
 /// Delete transactions in flight at once during a crypto-shred.
 const PARALLEL_DELETES: usize = 4;
 /// Unprocessed items are retried this often before the request is a 503.
@@ -405,6 +408,65 @@ impl DynamoStore {
         })
     }
 
+    /// A serializable snapshot of up to 100 items: one `TransactGetItems`.
+    /// Every release decision reads the caller's member item and the
+    /// conversation item this way: a `BatchGetItem` is isolated only per
+    /// item, so it could see the member from before a removal and the
+    /// conversation (its current key) from after it.
+    async fn snapshot(&self, keys: Vec<Item>) -> Result<Vec<Item>, BackendError> {
+        use aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError;
+        use aws_sdk_dynamodb::types::{Get, TransactGetItem};
+        if keys.len() > MAX_TRANSACT_GET {
+            return Err(BackendError::Internal(format!("a snapshot of {} items (at most 100)", keys.len())));
+        }
+        let gets = keys
+            .into_iter()
+            .map(|k| {
+                let get = Get::builder().table_name(&self.table).set_key(Some(k)).build().map_err(build_err)?;
+                Ok(TransactGetItem::builder().get(get).build())
+            })
+            .collect::<Result<Vec<_>, BackendError>>()?;
+        for attempt in 0..MAX_SNAPSHOT_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(5 << attempt)).await;
+            }
+            match self.client.transact_get_items().set_transact_items(Some(gets.clone())).send().await {
+                Ok(out) => return Ok(out.responses.unwrap_or_default().into_iter().filter_map(|r| r.item).collect()),
+                // A transaction writing one of the items was in progress.
+                Err(SdkError::ServiceError(se))
+                    if matches!(se.err(), TransactGetItemsError::TransactionCanceledException(_)) =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(classify("dynamodb:TransactGetItems", e)),
+            }
+        }
+        Err(BackendError::Unavailable {
+            reason: "dynamodb:TransactGetItems kept conflicting".into(),
+            retry_after_secs: 1,
+        })
+    }
+
+    /// Snapshots of more than 100 items, at most 100 each, at once. Callers
+    /// keep what must be read together (a conversation's member and
+    /// conversation items) adjacent at even positions.
+    async fn snapshots(&self, keys: Vec<Item>) -> Result<Vec<Item>, BackendError> {
+        if keys.len() <= MAX_TRANSACT_GET {
+            return self.snapshot(keys).await;
+        }
+        let mut set = tokio::task::JoinSet::new();
+        for chunk in keys.chunks(MAX_TRANSACT_GET) {
+            let store = DynamoStore { client: self.client.clone(), table: self.table.clone() };
+            let chunk = chunk.to_vec();
+            set.spawn(async move { store.snapshot(chunk).await });
+        }
+        let mut found = Vec::new();
+        while let Some(res) = set.join_next().await {
+            found.extend(res.map_err(|e| BackendError::Internal(e.to_string()))??);
+        }
+        Ok(found)
+    }
+
     /// Several `BatchGetItem` calls at once, for more than 100 keys.
     async fn batch_get_all(&self, keys: Vec<Item>) -> Result<Vec<Item>, BackendError> {
         if keys.len() <= MAX_BATCH_GET {
@@ -506,13 +568,13 @@ impl DynamoStore {
         }
     }
 
-    /// Reads the conversation item and one member item.
+    /// Reads the conversation item and one member item, in one snapshot.
     async fn meta_and_member(
         &self,
         id: &ConversationId,
         jid: &BareJid,
     ) -> Result<(Option<Item>, Option<Member>), BackendError> {
-        let items = self.batch_get(vec![key(conv_pk(id), META.into()), key(conv_pk(id), member_sk(jid))]).await?;
+        let items = self.snapshot(vec![key(conv_pk(id), META.into()), key(conv_pk(id), member_sk(jid))]).await?;
         let mut meta = None;
         let mut member = None;
         for item in items {
@@ -746,25 +808,37 @@ impl ConversationStore for DynamoStore {
         objectids: &[ObjectId],
         jid: &BareJid,
     ) -> Result<(Vec<StoredKey>, Vec<(ConversationId, Member)>), BackendError> {
-        // The key rows, and per conversation the caller's membership and the
-        // conversation item (a conversation being shredded shows nothing).
+        // Per conversation, the caller's member item and the conversation item
+        // in one snapshot (a conversation being shredded shows nothing); the
+        // key rows with them when everything fits in one `TransactGetItems`.
+        // Otherwise the key rows come from a `BatchGetItem` alongside, and a
+        // key counts only if it is no newer than its conversation's snapshot
+        // (`seq`): key rows never change once written, so such a key existed
+        // when the membership was read, and the decision is the one the
+        // snapshot would have made.
         let mut conversations: Vec<ConversationId> = objectids.iter().map(ObjectId::conversation_id).collect();
         conversations.sort();
         conversations.dedup();
-        let mut wanted: Vec<Item> = objectids.iter().map(|o| key(conv_pk(&o.conversation_id()), key_sk(o))).collect();
-        for c in &conversations {
-            wanted.push(key(conv_pk(c), member_sk(jid)));
-            wanted.push(key(conv_pk(c), META.into()));
-        }
-        let items = self.batch_get_all(wanted).await?;
-        let mut live = Vec::new();
+        let pairs: Vec<Item> = conversations
+            .iter()
+            .flat_map(|c| [key(conv_pk(c), META.into()), key(conv_pk(c), member_sk(jid))])
+            .collect();
+        let key_rows: Vec<Item> = objectids.iter().map(|o| key(conv_pk(&o.conversation_id()), key_sk(o))).collect();
+        let items = if pairs.len() + key_rows.len() <= MAX_TRANSACT_GET {
+            self.snapshot(pairs.into_iter().chain(key_rows).collect()).await?
+        } else {
+            let (mut snapshots, rows) = tokio::try_join!(self.snapshots(pairs), self.batch_get_all(key_rows))?;
+            snapshots.extend(rows);
+            snapshots
+        };
+        let mut live: HashMap<ConversationId, u64> = HashMap::new();
         let mut keys = Vec::new();
         let mut members = Vec::new();
         for item in &items {
             let sk = get_s(item, "sk")?;
             if sk == META {
                 if let Some(c) = parse_conversation(item)? {
-                    live.push(c.id);
+                    live.insert(c.id, c.seq);
                 }
             } else if sk.starts_with("M#") {
                 let cid =
@@ -774,13 +848,13 @@ impl ConversationStore for DynamoStore {
                 keys.push(parse_key(item)?);
             }
         }
-        keys.retain(|k| live.contains(&k.conversation_id));
-        members.retain(|(c, _)| live.contains(c));
+        keys.retain(|k| live.get(&k.conversation_id).is_some_and(|seq| k.seq <= *seq));
+        members.retain(|(c, _)| live.contains_key(c));
         Ok((keys, members))
     }
 
     async fn deletion_pending(&self, id: &ConversationId, owner: &BareJid) -> Result<bool, BackendError> {
-        let items = self.batch_get(vec![key(conv_pk(id), META.into())]).await?;
+        let items = self.snapshot(vec![key(conv_pk(id), META.into())]).await?;
         Ok(items.first().is_some_and(|item| {
             item.contains_key("deleting") && get_s(item, "owner").is_ok_and(|o| o == owner.as_str())
         }))
@@ -789,7 +863,7 @@ impl ConversationStore for DynamoStore {
     async fn warm_up(&self) {
         // Any answer will do — even AccessDenied travels over the connection
         // this establishes; the item does not exist.
-        if let Err(e) = self.batch_get(vec![key("C#warm-up".into(), META.into())]).await {
+        if let Err(e) = self.snapshot(vec![key("C#warm-up".into(), META.into())]).await {
             tracing::debug!(error = %e, "warm-up request failed");
         }
     }
@@ -840,7 +914,7 @@ impl ConversationStore for DynamoStore {
     ) -> Result<(Option<StoredFile>, Option<Member>), BackendError> {
         let pk = conv_pk(&file_id.conversation_id());
         let items = self
-            .batch_get(vec![key(pk.clone(), file_sk(file_id)), key(pk.clone(), member_sk(jid)), key(pk, META.into())])
+            .snapshot(vec![key(pk.clone(), file_sk(file_id)), key(pk.clone(), member_sk(jid)), key(pk, META.into())])
             .await?;
         let (mut file, mut member, mut live) = (None, None, false);
         for item in &items {
@@ -859,7 +933,7 @@ impl ConversationStore for DynamoStore {
 
     async fn file(&self, file_id: &FileId) -> Result<Option<StoredFile>, BackendError> {
         let pk = conv_pk(&file_id.conversation_id());
-        let items = self.batch_get(vec![key(pk.clone(), file_sk(file_id)), key(pk, META.into())]).await?;
+        let items = self.snapshot(vec![key(pk.clone(), file_sk(file_id)), key(pk, META.into())]).await?;
         let (mut file, mut live) = (None, false);
         for item in &items {
             if get_s(item, "sk")? == META {

@@ -31,6 +31,8 @@ const DYNAMODB: &str = "DynamoDB_20120810.";
 const KMS: &str = "TrentService.";
 const TRANSACT_WRITE: &str = "DynamoDB_20120810.TransactWriteItems";
 const BATCH_GET: &str = "DynamoDB_20120810.BatchGetItem";
+/// Every read a decision is made on: one serializable `TransactGetItems`.
+const SNAPSHOT: &str = "DynamoDB_20120810.TransactGetItems";
 const QUERY: &str = "DynamoDB_20120810.Query";
 const UPDATE_ITEM: &str = "DynamoDB_20120810.UpdateItem";
 const GET_ITEM: &str = "DynamoDB_20120810.GetItem";
@@ -341,7 +343,7 @@ async fn aws_faults_rotate_key() {
     let mut m = Matrix::default();
     let mut cases: Vec<(&str, Fault, u16, bool)> = Vec::new();
     for fault in TRANSIENT {
-        cases.push((BATCH_GET, fault, 503, false));
+        cases.push((SNAPSHOT, fault, 503, false));
         cases.push((TRANSACT_WRITE, fault, 503, false));
         cases.push((TRANSACT_WRITE, fault, 503, true));
         cases.push((GENERATE_DATA_KEY, fault, 503, false));
@@ -382,7 +384,7 @@ async fn aws_faults_key_reads() {
     let c = rig.direct.create_conversation(&owner, &[*BOB], "shared").await;
     let cid = c.conversation_id.clone();
     let mut m = Matrix::default();
-    for target in [BATCH_GET, DECRYPT] {
+    for target in [SNAPSHOT, DECRYPT] {
         for fault in TRANSIENT {
             for route in ["get_key", "get_current_key", "batch_get_keys"] {
                 // A key the faulty server never saw, so that its KMS key cache is cold.
@@ -455,12 +457,12 @@ async fn aws_faults_members() {
     // (what, conversation, target, fault, want)
     let mut cases: Vec<(&str, &str, &str, Fault, u16)> = Vec::new();
     for fault in TRANSIENT {
-        cases.push(("add member", &shared.conversation_id, BATCH_GET, fault, 503));
+        cases.push(("add member", &shared.conversation_id, SNAPSHOT, fault, 503));
         cases.push(("add member", &shared.conversation_id, TRANSACT_WRITE, fault, 503));
         cases.push(("add member (since_join)", &since.conversation_id, GENERATE_DATA_KEY, fault, 503));
         cases.push(("add member (since_join)", &since.conversation_id, TRANSACT_WRITE, fault, 503));
         cases.push(("remove member", &shared.conversation_id, GENERATE_DATA_KEY, fault, 503));
-        cases.push(("remove member", &shared.conversation_id, BATCH_GET, fault, 503));
+        cases.push(("remove member", &shared.conversation_id, SNAPSHOT, fault, 503));
         cases.push(("remove member", &shared.conversation_id, TRANSACT_WRITE, fault, 503));
     }
     // Lost races, retried and given up (see aws_faults_rotate_key).
@@ -531,11 +533,11 @@ async fn aws_faults_delete_conversation() {
     let (owner, bob) = (rig.s.token(*OWNER), rig.s.token(*BOB));
     let mut m = Matrix::default();
     let mut shreds = Vec::new();
-    // The crypto-shred: read the membership (BatchGetItem), mark the
+    // The crypto-shred: read the membership (TransactGetItems), mark the
     // conversation `deleting` and drop its current-key copy (UpdateItem), list
     // the partition (Query), delete members then keys (TransactWriteItems),
     // then the conversation item (DeleteItem).
-    for target in [BATCH_GET, UPDATE_ITEM, QUERY, TRANSACT_WRITE, DELETE_ITEM] {
+    for target in [SNAPSHOT, UPDATE_ITEM, QUERY, TRANSACT_WRITE, DELETE_ITEM] {
         for fault in TRANSIENT {
             let c = rig.direct.create_conversation(&owner, &[*BOB], "shared").await;
             let cid = c.conversation_id.clone();
@@ -548,7 +550,7 @@ async fn aws_faults_delete_conversation() {
             complaints.extend(response_complaints(&r, 503));
             let meta = aws::emulator().conversation_items(&cid).remove("M");
             let marked = meta.as_ref().is_some_and(|m| m.contains_key("deleting"));
-            if matches!(target, BATCH_GET | UPDATE_ITEM) {
+            if matches!(target, SNAPSHOT | UPDATE_ITEM) {
                 // Failed before anything was written: nothing changed.
                 complaints.extend(state_diff(&before, &rig.state(&owner, &cid).await));
                 for t in [&owner, &bob] {
@@ -684,6 +686,56 @@ async fn aws_faults_deleting_file_bytes() {
     m.finish("S3 faults while deleting file bytes");
 }
 
+/// Revocation is read-isolated: a removal that DynamoDB interleaves with the
+/// reads of a key release (the member item read before it, the conversation
+/// item with its current key after it) must not hand the removed member the
+/// key its own removal created. The proxy splits a `BatchGetItem` around the
+/// removal, as DynamoDB may; a `TransactGetItems` it cannot split.
+#[tokio::test]
+async fn aws_a_removal_inside_a_key_read_releases_nothing_after_it() {
+    if !aws_only("aws_a_removal_inside_a_key_read_releases_nothing_after_it") {
+        return;
+    }
+    let rig = Rig::start();
+    let (owner, bob) = (rig.s.token(*OWNER), rig.s.token(*BOB));
+    let mut failures = Vec::new();
+    for round in 0..3 {
+        let c = rig.direct.create_conversation(&owner, &[*BOB], "shared").await;
+        let cid = c.conversation_id.clone();
+        let removal_key = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+        let (client, slot, owner_token, id) = (rig.direct.client(), removal_key.clone(), owner.clone(), cid.clone());
+        rig.proxy.interleave(
+            &format!("M#{}", *BOB),
+            Box::new(move || {
+                Box::pin(async move {
+                    let new = client.remove_member(&owner_token, &id, *BOB).await;
+                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(new);
+                })
+            }),
+        );
+        let r = rig.s.get(&current_key_path(&cid), &bob).await;
+        let created = removal_key.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(created) = created else {
+            failures.push(format!("round {round}: the removal never ran inside the read"));
+            continue;
+        };
+        println!("round {round}: read {:?}, answer {}", rig.proxy.interleaved(), r.status);
+        match r.status {
+            404 => {}
+            200 if r.str("objectid") == c.objectid => {}
+            200 => failures.push(format!(
+                "round {round}: the removed member got {} (its removal created {created})",
+                r.str("objectid")
+            )),
+            other => failures.push(format!("round {round}: {other} {}", r.body)),
+        }
+        // And afterwards, nothing at all.
+        rig.s.get(&current_key_path(&cid), &bob).await.expect_problem(404);
+        rig.s.get(&key_path(&created), &bob).await.expect_problem(404);
+    }
+    assert!(failures.is_empty(), "revocation is not read-isolated:\n{}", failures.join("\n"));
+}
+
 #[tokio::test]
 async fn aws_a_failed_crypto_shred_can_be_finished() {
     if !aws_only("aws_a_failed_crypto_shred_can_be_finished") {
@@ -749,22 +801,24 @@ async fn aws_round_trips_per_key_fetch() {
     let count = |what: &str| {
         let (ddb, kms) = (p.calls_with_prefix(DYNAMODB), p.calls_with_prefix(KMS));
         println!("{what}: {ddb} DynamoDB ({:?}), {kms} KMS", p.calls());
-        (ddb, kms, p.calls().get(BATCH_GET).copied().unwrap_or(0), p.calls().get(DECRYPT).copied().unwrap_or(0))
+        let n = |t: &str| p.calls().get(t).copied().unwrap_or(0);
+        (ddb, kms, n(SNAPSHOT), n(BATCH_GET), n(DECRYPT))
     };
 
     p.reset_counts();
     assert_eq!(rig.s.key(&owner, &keys[0].objectid).await.as_ref(), Some(&keys[0].key));
-    let (ddb, kms, batch_gets, decrypts) = count("GET /v1/keys/{objectid}, cold");
-    assert_eq!((ddb, batch_gets, kms, decrypts), (1, 1, 1, 1), "cold fetch: 1 BatchGetItem + 1 Decrypt");
+    let (ddb, kms, snapshots, _, decrypts) = count("GET /v1/keys/{objectid}, cold");
+    assert_eq!((ddb, snapshots, kms, decrypts), (1, 1, 1, 1), "cold fetch: 1 TransactGetItems + 1 Decrypt");
 
     p.reset_counts();
     assert_eq!(rig.s.key(&owner, &keys[0].objectid).await.as_ref(), Some(&keys[0].key));
-    let (ddb, kms, batch_gets, _) = count("GET /v1/keys/{objectid}, warm");
-    assert_eq!((ddb, batch_gets, kms), (1, 1, 0), "warm fetch: 1 BatchGetItem, no KMS call");
+    let (ddb, kms, snapshots, _, _) = count("GET /v1/keys/{objectid}, warm");
+    assert_eq!((ddb, snapshots, kms), (1, 1, 0), "warm fetch: 1 TransactGetItems, no KMS call");
 
     p.reset_counts();
     assert_eq!(rig.s.current_key(&owner, &c.conversation_id).await, keys[99]);
-    count("GET .../keys/current, cold");
+    let (ddb, _, snapshots, _, _) = count("GET .../keys/current, cold");
+    assert_eq!((ddb, snapshots), (1, 1), "current key: 1 TransactGetItems");
 
     let ids: Vec<&str> = keys.iter().map(|k| k.objectid.as_str()).collect();
     for pass in ["cold for 98 of 100", "warm"] {
@@ -774,10 +828,11 @@ async fn aws_round_trips_per_key_fetch() {
         let mut want = keys.clone();
         want.sort();
         assert_eq!((got, missing), (want, Vec::new()), "the batch releases all 100 keys");
-        let (ddb, kms, batch_gets, decrypts) = count(&format!("POST /v1/keys/batch, 100 keys, {pass}"));
-        assert!(
-            batch_gets <= 2 && ddb == batch_gets,
-            "100 keys (+ membership + conversation) take at most 2 BatchGetItem"
+        let (ddb, kms, snapshots, batch_gets, decrypts) = count(&format!("POST /v1/keys/batch, 100 keys, {pass}"));
+        assert_eq!(
+            (ddb, snapshots, batch_gets),
+            (2, 1, 1),
+            "100 keys (+ membership + conversation): a snapshot of membership and conversation, the keys alongside"
         );
         if pass == "warm" {
             assert_eq!(kms, 0, "a warm batch calls no KMS");
@@ -785,4 +840,11 @@ async fn aws_round_trips_per_key_fetch() {
             assert_eq!(decrypts, 98, "a cold batch decrypts each key not cached yet once");
         }
     }
+
+    // 98 keys + membership + conversation: one snapshot of 100 items.
+    p.reset_counts();
+    let (got, _) = rig.s.batch(&owner, &keys[..98].iter().map(|k| k.objectid.as_str()).collect::<Vec<_>>()).await;
+    assert_eq!(got.len(), 98);
+    let (ddb, _, snapshots, batch_gets, _) = count("POST /v1/keys/batch, 98 keys");
+    assert_eq!((ddb, snapshots, batch_gets), (1, 1, 0), "98 keys of one conversation: 1 TransactGetItems");
 }

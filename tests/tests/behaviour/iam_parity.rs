@@ -371,6 +371,18 @@ fn actions_of(req: &Recorded) -> Vec<Use> {
                 })
                 .collect();
         }
+        if op == "TransactGetItems" {
+            // Authorized per item, as dynamodb:GetItem.
+            let items = json["TransactItems"].as_array().cloned().unwrap_or_default();
+            assert!(!items.is_empty(), "a TransactGetItems without TransactItems: {json}");
+            return items
+                .iter()
+                .map(|item| {
+                    let pk = item["Get"]["Key"]["pk"]["S"].as_str().map(str::to_owned);
+                    Use { leading_keys: pk.map(|p| BTreeSet::from([p])), ..Use::new("dynamodb:GetItem") }
+                })
+                .collect();
+        }
         let leading_keys = (op == "BatchGetItem").then(|| batch_get_pks(&json));
         return vec![Use { leading_keys, ..Use::new(format!("dynamodb:{op}")) }];
     }
@@ -906,7 +918,7 @@ async fn iam_policies_grant_every_action_each_route_uses() {
     rec.run(DELETE_CONV, "unknown conversation", false, c.delete(&conversation_path(&unknown_cid), &owner)).await;
 
     // --- the check.
-    let init = Use { leading_keys: Some(BTreeSet::from([WARM_UP_PK.to_owned()])), ..Use::new("dynamodb:BatchGetItem") };
+    let init = Use { leading_keys: Some(BTreeSet::from([WARM_UP_PK.to_owned()])), ..Use::new("dynamodb:GetItem") };
     let mut gaps = Vec::new();
     println!("\nfunction             used (incl. init warm-up)                      | granted but never used");
     for f in &functions {
