@@ -5,6 +5,7 @@
 //! memory stays flat whatever the file's size.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -53,25 +54,34 @@ async fn store_upload(server: &Server, key: &str, req: Request) -> Result<Stored
     let media_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let key = files.verify("PUT", key, &query, Some(length), media_type)?;
     let body = req.into_body();
+    // An upload started under a valid URL must end by the URL's expiry plus
+    // the grace: cut off then, it stores nothing (the writer removes its
+    // temporary file when dropped).
+    let grace = server.app.config.limits.upload_grace;
+    let now = keysrv_shared::timestamp::Timestamp::now().millis() / 1000;
+    let left = Duration::from_secs(u64::try_from(query.expires - now).unwrap_or(0)) + grace;
     // The registration is checked before the bytes are stored and again
     // after: a deletion or crypto-shred that ran meanwhile takes them too.
-    server
-        .app
-        .keys
-        .accept_upload(&query.file_id, &key, |file| {
-            let size = file.size;
-            let key = &key;
-            async move {
-                let mut writer = files.writer(key, size).await?;
-                let mut body = body.into_data_stream();
-                while let Some(chunk) = body.next().await {
-                    let chunk = chunk.map_err(|e| Error::BadRequest(format!("reading the upload: {e}")))?;
-                    writer.write(&chunk).await?;
-                }
-                writer.finish().await
+    let accepted = server.app.keys.accept_upload(&query.file_id, &key, |file| {
+        let size = file.size;
+        let key = &key;
+        async move {
+            let mut writer = files.writer(key, size).await?;
+            let mut body = body.into_data_stream();
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| Error::BadRequest(format!("reading the upload: {e}")))?;
+                writer.write(&chunk).await?;
             }
-        })
-        .await
+            writer.finish().await
+        }
+    });
+    match tokio::time::timeout(left, accepted).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::Timeout(format!(
+            "the upload did not finish by its URL's expiry plus {} s; ask keysrv for a new URL",
+            grace.as_secs()
+        ))),
+    }
 }
 
 async fn download(State(server): State<Arc<Server>>, Path(key): Path<String>, req: Request) -> Response {

@@ -46,7 +46,7 @@ impl App {
     /// `S3` is a constant so that `build::<false>` contains no S3 code.
     async fn build<const S3: bool>(config: Config) -> Result<Self, BackendError> {
         let backends = match &config.backend {
-            Backend::Embedded { data_dir } => embedded(data_dir, config.public_url.clone())?,
+            Backend::Embedded { data_dir } => embedded(data_dir, config.public_url.clone(), &config.limits)?,
             Backend::Aws(settings) => aws::<S3>(settings).await?,
         };
         let keys = KeyService::new(backends.store, backends.wrapper, backends.files, config.limits.clone());
@@ -62,7 +62,11 @@ impl App {
 /// SQLite, a local master key file and the files, all in the data directory
 /// (created 0700 if missing).
 #[cfg(feature = "embedded")]
-fn embedded(dir: &std::path::Path, public_url: Option<String>) -> Result<Backends, BackendError> {
+fn embedded(
+    dir: &std::path::Path,
+    public_url: Option<String>,
+    limits: &crate::domain::Limits,
+) -> Result<Backends, BackendError> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -71,12 +75,17 @@ fn embedded(dir: &std::path::Path, public_url: Option<String>) -> Result<Backend
         .map_err(|e| BackendError::Internal(format!("creating {}: {e}", dir.display())))?;
     let store = crate::adapters::sqlite::SqliteStore::open(&dir.join("keysrv.sqlite3"))?;
     let wrapper = Arc::new(crate::adapters::local_key_file::LocalKeyFile::open_or_create(&dir.join("master.key"))?);
-    let files = Arc::new(crate::adapters::local_files::LocalFileStore::open(dir, Arc::clone(&wrapper), public_url)?);
+    let files = Arc::new(crate::adapters::local_files::LocalFileStore::open(
+        dir,
+        Arc::clone(&wrapper),
+        public_url,
+        limits.max_upload_bytes_in_flight,
+    )?);
     Ok(Backends { store: Arc::new(store), wrapper, files: files.clone(), local_files: Some(files) })
 }
 
 #[cfg(not(feature = "embedded"))]
-fn embedded(_: &std::path::Path, _: Option<String>) -> Result<Backends, BackendError> {
+fn embedded(_: &std::path::Path, _: Option<String>, _: &crate::domain::Limits) -> Result<Backends, BackendError> {
     Err(BackendError::Internal("this build has no embedded backend (feature \"embedded\")".into()))
 }
 

@@ -107,6 +107,13 @@ impl Config {
             return Err(Error::BadRequest("KEYSRV_UPLOAD_GRACE_SECS must be between 1 and 21600".into()));
         }
         c.limits.upload_grace = Duration::from_secs(grace);
+        c.limits.max_upload_bytes_in_flight =
+            number("KEYSRV_UPLOAD_INFLIGHT_MAX_BYTES", c.limits.max_upload_bytes_in_flight)?;
+        if c.limits.max_upload_bytes_in_flight < c.limits.max_file_bytes {
+            return Err(Error::BadRequest(
+                "KEYSRV_UPLOAD_INFLIGHT_MAX_BYTES must be at least KEYSRV_FILE_MAX_BYTES (one upload must fit)".into(),
+            ));
+        }
         c.public_url = var("KEYSRV_PUBLIC_URL");
         c.backend = match backend {
             "embedded" => Backend::Embedded {

@@ -20,6 +20,9 @@ pub enum Error {
     /// The request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
+    /// The request took longer than it may (an upload past its deadline).
+    #[error("{0}")]
+    Timeout(String),
     /// The request body exceeds the size limit.
     #[error("{0}")]
     PayloadTooLarge(String),

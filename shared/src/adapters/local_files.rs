@@ -53,6 +53,34 @@ pub struct LocalFileStore {
     signer: HmacSha256,
     keys: Arc<LocalKeyFile>,
     base_url: OnceLock<String>,
+    uploads: Arc<Uploads>,
+}
+
+/// The uploads in progress: at most one per storage key, and at most
+/// `max_bytes` (declared sizes, so also temporary disk space) in all.
+struct Uploads {
+    keys: std::sync::Mutex<std::collections::HashSet<StorageKey>>,
+    /// One permit per KiB of declared size.
+    bytes: Arc<tokio::sync::Semaphore>,
+    max_bytes: u64,
+}
+
+/// An upload's claim on its storage key and its share of the bytes in
+/// flight; released when dropped (finished, failed or abandoned).
+struct UploadSlot {
+    uploads: Arc<Uploads>,
+    key: StorageKey,
+    _bytes: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for UploadSlot {
+    fn drop(&mut self) {
+        self.uploads.keys.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.key);
+    }
+}
+
+fn kib(size: u64) -> u32 {
+    u32::try_from(size.div_ceil(1024).max(1)).unwrap_or(u32::MAX)
 }
 
 fn io_error(doing: &str, path: &Path, e: std::io::Error) -> BackendError {
@@ -103,7 +131,13 @@ fn invalid_url() -> Error {
 impl LocalFileStore {
     /// Opens (creating 0700) `<data_dir>/files` and the URL signing key.
     /// Upload leftovers of a previous run (temporary files) are removed.
-    pub fn open(data_dir: &Path, keys: Arc<LocalKeyFile>, base_url: Option<String>) -> Result<Self, BackendError> {
+    /// Uploads in progress may declare `max_upload_bytes_in_flight` bytes in all.
+    pub fn open(
+        data_dir: &Path,
+        keys: Arc<LocalKeyFile>,
+        base_url: Option<String>,
+        max_upload_bytes_in_flight: u64,
+    ) -> Result<Self, BackendError> {
         use std::os::unix::fs::DirBuilderExt;
         let dir = data_dir.join("files");
         std::fs::DirBuilder::new()
@@ -119,7 +153,15 @@ impl LocalFileStore {
         let signing_key = read_or_create_secret(&data_dir.join("url-signing.key"), "URL signing key")?;
         let signer = HmacSha256::new_from_slice(&signing_key)
             .map_err(|_| BackendError::Internal("the URL signing key was refused by HMAC".into()))?;
-        let store = Self { dir, signer, keys, base_url: OnceLock::new() };
+        let permits = usize::try_from(max_upload_bytes_in_flight.div_ceil(1024))
+            .unwrap_or(usize::MAX)
+            .min(tokio::sync::Semaphore::MAX_PERMITS);
+        let uploads = Arc::new(Uploads {
+            keys: Default::default(),
+            bytes: Arc::new(tokio::sync::Semaphore::new(permits)),
+            max_bytes: max_upload_bytes_in_flight,
+        });
+        let store = Self { dir, signer, keys, base_url: OnceLock::new(), uploads };
         if let Some(url) = base_url {
             store.set_base_url(url);
         }
@@ -196,12 +238,17 @@ impl LocalFileStore {
     }
 
     /// Starts storing the bytes of `key`: exactly `size` bytes must follow.
+    /// One upload per key at a time (a second is a 409 while the first
+    /// runs), and the declared sizes of all uploads in progress stay under
+    /// the configured total (503 with `Retry-After` beyond it).
     pub async fn writer(&self, key: &StorageKey, size: u64) -> Result<BlobWriter, Error> {
         let dest = self.path(key);
         if tokio::fs::try_exists(&dest).await.unwrap_or(false) {
             return Err(already_uploaded());
         }
-        let tmp = self.dir.join(format!(".tmp-{key}-{}", URL_SAFE_NO_PAD.encode(random_bytes::<6>()?)));
+        let slot = self.claim(key, size)?;
+        // One upload per key, so one temporary file per key.
+        let tmp = self.dir.join(format!(".tmp-{key}"));
         let data_key = DataKey::from_bytes(random_bytes::<32>()?);
         let master = self.keys.master();
         let wrapped = master.seal_with_aad(&aad(key), &data_key)?;
@@ -215,7 +262,8 @@ impl LocalFileStore {
         header.extend_from_slice(&prefix);
         let file = tokio::fs::OpenOptions::new()
             .write(true)
-            .create_new(true)
+            .create(true)
+            .truncate(true)
             .mode(0o600)
             .open(&tmp)
             .await
@@ -233,7 +281,31 @@ impl LocalFileStore {
             tmp,
             dest,
             finished: false,
+            _slot: slot,
         })
+    }
+
+    fn claim(&self, key: &StorageKey, size: u64) -> Result<UploadSlot, Error> {
+        let uploads = &self.uploads;
+        if size > uploads.max_bytes {
+            return Err(Error::PayloadTooLarge(format!(
+                "uploads in progress are limited to {} bytes in all",
+                uploads.max_bytes
+            )));
+        }
+        if !uploads.keys.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone()) {
+            return Err(Error::Conflict("an upload of this file is already in progress".into()));
+        }
+        match uploads.bytes.clone().try_acquire_many_owned(kib(size)) {
+            Ok(permit) => Ok(UploadSlot { uploads: uploads.clone(), key: key.clone(), _bytes: permit }),
+            Err(_) => {
+                uploads.keys.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+                Err(Error::Backend(BackendError::Unavailable {
+                    reason: "too many upload bytes in flight".into(),
+                    retry_after_secs: 5,
+                }))
+            }
+        }
     }
 
     /// Opens the stored bytes of `key`, which must be `size` bytes long.
@@ -352,6 +424,9 @@ pub struct BlobWriter {
     tmp: PathBuf,
     dest: PathBuf,
     finished: bool,
+    /// Dropped after `Drop` removed the temporary file: only then may
+    /// another upload of the key begin.
+    _slot: UploadSlot,
 }
 
 impl BlobWriter {
@@ -483,7 +558,7 @@ mod tests {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let keys = Arc::new(LocalKeyFile::open_or_create(&dir.join("master.key")).unwrap());
-        let store = LocalFileStore::open(&dir, keys, Some("http://127.0.0.1:1/".into())).unwrap();
+        let store = LocalFileStore::open(&dir, keys, Some("http://127.0.0.1:1/".into()), 1 << 30).unwrap();
         Fixture { dir, store }
     }
 

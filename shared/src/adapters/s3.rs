@@ -87,11 +87,19 @@ impl FileStore for S3FileStore {
 
     async fn presign_download(&self, object: FileObject<'_>, ttl: Duration) -> Result<PresignedRequest, BackendError> {
         let (config, expires_at) = presigning(ttl)?;
+        // What keysrv server sends with the files it serves, as far as S3's
+        // response overrides go: a download, never a page of S3's origin
+        // (an uploaded HTML or SVG file must not render), and never cached.
+        // S3 cannot add `X-Content-Type-Options: nosniff` or
+        // `Content-Security-Policy: sandbox` to a presigned GET.
         let req = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(object.storage_key.as_str())
+            .response_content_disposition("attachment")
+            .response_content_type(object.media_type.as_str())
+            .response_cache_control("no-store")
             .presigned(config)
             .await
             .map_err(presign_error)?;

@@ -121,6 +121,7 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, BackendError> {
+        private_file(path)?;
         let writer = Connection::open(path).map_err(internal)?;
         writer.pragma_update(None, "journal_mode", "WAL").map_err(internal)?;
         configure(&writer).map_err(internal)?;
@@ -161,6 +162,28 @@ impl SqliteStore {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || f(&mut lock(&inner.writer))).await.map_err(internal)?.map_err(db_error)
     }
+}
+
+/// Creates the database file 0600 before SQLite opens it (SQLite gives its
+/// WAL and shared-memory files the database's mode), and takes the group
+/// and others' bits off one an earlier version created.
+fn private_file(path: &Path) -> Result<(), BackendError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let io = |e: std::io::Error| internal(format!("{}: {e}", path.display()));
+    std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path).map_err(io)?;
+    let sibling = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        std::path::PathBuf::from(name)
+    };
+    for p in [path.to_owned(), sibling("-wal"), sibling("-shm")] {
+        if let Ok(meta) = std::fs::metadata(&p)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        }
+    }
+    Ok(())
 }
 
 /// Brings a database created by an earlier version up to `SCHEMA`.

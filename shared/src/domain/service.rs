@@ -41,6 +41,9 @@ pub struct Limits {
     /// (the embedded file server cuts it off then; on S3 it decides how long
     /// a deleted file's key stays blocked by a tombstone).
     pub upload_grace: Duration,
+    /// Embedded file server: the declared sizes of all uploads in progress
+    /// stay under this (and so does their temporary disk space).
+    pub max_upload_bytes_in_flight: u64,
 }
 
 impl Default for Limits {
@@ -52,6 +55,7 @@ impl Default for Limits {
             max_file_bytes: 100 * 1024 * 1024,
             file_url_ttl: Duration::from_secs(300),
             upload_grace: Duration::from_secs(30 * 60),
+            max_upload_bytes_in_flight: 1024 * 1024 * 1024,
         }
     }
 }

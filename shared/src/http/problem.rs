@@ -24,6 +24,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::NotFound => StatusCode::NOT_FOUND,
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
         Error::Backend(BackendError::Unavailable { .. }) | Error::Contended => StatusCode::SERVICE_UNAVAILABLE,
         Error::Backend(BackendError::Integrity | BackendError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -927,6 +927,41 @@ async fn aws_urls_sign_the_headers_and_expire_and_objects_use_sse_kms() {
     }
 }
 
+/// A shared HTML or SVG file is a download, never a page: the download
+/// answers `Content-Disposition: attachment`, the registered type and
+/// `no-store` on both backends (on S3 through the signed response
+/// overrides); the embedded server adds `nosniff` and `CSP: sandbox`, which
+/// S3 cannot.
+#[tokio::test]
+async fn downloads_are_attachments_never_pages() {
+    let s = TestServer::start();
+    let owner = s.token(*OWNER);
+    let cid = s.create_conversation(&owner, &[], "shared").await.conversation_id;
+    for (media_type, body) in [
+        ("text/html", &b"<script>alert(document.cookie)</script>"[..]),
+        ("image/svg+xml", &b"<svg xmlns='http://www.w3.org/2000/svg' onload='alert(1)'/>"[..]),
+    ] {
+        let f = stored_file(&s, &owner, &cid, media_type, body).await;
+        let (down, _) = download_grant(&s, &owner, &f.file_id).await;
+        if s.backend() == Backend::Aws {
+            let q = query_map(&down.url);
+            assert_eq!(q.get("response-content-disposition").map(String::as_str), Some("attachment"), "{}", down.url);
+            assert_eq!(q.get("response-content-type").map(String::as_str), Some(media_type), "{}", down.url);
+            assert_eq!(q.get("response-cache-control").map(String::as_str), Some("no-store"), "{}", down.url);
+        }
+        let r = fetch(&down.url).await;
+        r.expect(200, "download");
+        assert_eq!(r.body, body);
+        assert_eq!(r.header("content-disposition"), Some("attachment"), "{media_type}: {:?}", r.headers);
+        assert_eq!(r.header("content-type"), Some(media_type), "{media_type}: {:?}", r.headers);
+        assert_eq!(r.header("cache-control"), Some("no-store"), "{media_type}: {:?}", r.headers);
+        if s.backend() == Backend::Embedded {
+            assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+            assert_eq!(r.header("content-security-policy"), Some("sandbox"));
+        }
+    }
+}
+
 /// The audit events (target `audit`) in the server's log, as JSON field maps.
 fn audit_events(s: &TestServer) -> Vec<Value> {
     s.log()

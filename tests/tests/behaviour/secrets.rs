@@ -218,3 +218,44 @@ async fn a_deleted_conversation_leaves_no_trace_in_storage() {
         traces.iter().filter(|t| contains(&storage, t)).map(|t| format!("{t} is still in storage")).collect();
     assert!(left.is_empty(), "{}", left.join("\n"));
 }
+
+/// Nobody else on the machine reads the data directory: every file in it
+/// (the database and its WAL included, created by SQLite) is 0600 and
+/// every directory 0700, after start, writes and file uploads.
+#[tokio::test]
+async fn the_data_directory_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    if !embedded_only("the_data_directory_is_private") {
+        return;
+    }
+    let s = TestServer::start();
+    let owner = s.token(*OWNER);
+    let c = s.create_conversation(&owner, &[*BOB], "shared").await;
+    s.rotate(&owner, &c.conversation_id).await;
+    let r =
+        s.post(&files_path(&c.conversation_id), &owner, Some(&json!({"content_type": "text/plain", "size": 2}))).await;
+    r.expect(201);
+    let url = r.body["upload"]["url"].as_str().expect("an upload URL").to_owned();
+    let up = reqwest::Client::new().put(url).header("content-type", "text/plain").body("hi").send().await;
+    assert_eq!(up.expect("uploading").status().as_u16(), 200);
+    let mut loose = Vec::new();
+    let mut stack = vec![s.data_dir.clone()];
+    while let Some(dir) = stack.pop() {
+        let mode = std::fs::metadata(&dir).expect("metadata").permissions().mode() & 0o777;
+        if mode != 0o700 {
+            loose.push(format!("{} is {mode:o}", dir.display()));
+        }
+        for entry in std::fs::read_dir(&dir).expect("listing").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let mode = entry.metadata().expect("metadata").permissions().mode() & 0o777;
+                if mode != 0o600 {
+                    loose.push(format!("{} is {mode:o}", path.display()));
+                }
+            }
+        }
+    }
+    assert!(loose.is_empty(), "readable by others:\n{}", loose.join("\n"));
+}
