@@ -278,3 +278,157 @@ async fn concurrent_changes_shared() {
 async fn concurrent_changes_since_join() {
     race("since_join").await;
 }
+
+/// What one of the hammering member's requests got, and when it was sent.
+#[derive(Debug)]
+struct Outcome {
+    started: std::time::Instant,
+    what: &'static str,
+    /// Key objectids released, file ids granted, or `upload` for stored bytes.
+    released: Vec<String>,
+    /// For an upload grant: the storage key its URL names.
+    storage_key: Option<String>,
+}
+
+/// The member's requests, round after round, until `stop`: its current key,
+/// a batch of every objectid it knows of (plus `extra`), a download grant of
+/// the conversation's file, a new file's registration and its upload.
+async fn hammer(
+    c: Client,
+    token: String,
+    cid: String,
+    known: Vec<String>,
+    file_id: String,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<Outcome> {
+    let mut out = Vec::new();
+    let uploader = keysrv_tests::reqwest::Client::new();
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        let started = std::time::Instant::now();
+        let r = c.get(&current_key_path(&cid), &token).await;
+        let released = if r.status == 200 { vec![r.str("objectid")] } else { Vec::new() };
+        out.push(Outcome { started, what: "current key", released, storage_key: None });
+
+        let started = std::time::Instant::now();
+        let r = c.post(BATCH, &token, Some(&json!({ "objectids": known }))).await;
+        let released = r.body["keys"]
+            .as_array()
+            .map(|ks| ks.iter().filter_map(|k| k["objectid"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        out.push(Outcome { started, what: "batch", released, storage_key: None });
+
+        let started = std::time::Instant::now();
+        let r = c.get(&file_path(&file_id), &token).await;
+        let released = if r.status == 200 { vec![file_id.clone()] } else { Vec::new() };
+        out.push(Outcome { started, what: "download grant", released, storage_key: None });
+
+        let started = std::time::Instant::now();
+        let r = c.post(&files_path(&cid), &token, Some(&json!({"content_type": "text/plain", "size": 5}))).await;
+        if r.status == 201 {
+            let url = r.body["upload"]["url"].as_str().unwrap_or_default().to_owned();
+            let key = url.split('?').next().and_then(|p| p.rsplit('/').next()).map(str::to_owned);
+            out.push(Outcome { started, what: "upload grant", released: vec![r.str("file_id")], storage_key: key });
+            let mut put = uploader.put(&url);
+            for (k, v) in r.body["upload"]["headers"].as_object().into_iter().flatten() {
+                put = put.header(k.as_str(), v.as_str().unwrap_or_default());
+            }
+            let started = std::time::Instant::now();
+            if let Ok(resp) = put.body("bytes").send().await
+                && resp.status().is_success()
+            {
+                out.push(Outcome { started, what: "upload", released: vec!["upload".into()], storage_key: None });
+            }
+        } else {
+            out.push(Outcome { started, what: "upload grant", released: Vec::new(), storage_key: None });
+        }
+    }
+    out
+}
+
+/// Revocation and crypto-shredding under load, on each backend: a member
+/// hammers key fetches, batch fetches, file grants and uploads while it is
+/// removed — and, in a second conversation, while the conversation is
+/// shredded. Every request it sends after the removal (or shred) returned
+/// gets nothing: no key (the key its removal created, never), no grant, no
+/// upload; after the shred no bytes of the conversation are stored.
+#[tokio::test]
+async fn a_hammering_member_gets_nothing_once_removed_or_shredded() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    const TASKS: usize = 4;
+    let s = TestServer::start();
+    let owner = s.token(*OWNER);
+    let victim = s.token(*VICTIM);
+    let mut failures = Vec::new();
+    for shred in [false, true] {
+        let created = s.create_conversation(&owner, &[*VICTIM], "shared").await;
+        let cid = created.conversation_id.clone();
+        let mut known = vec![created.objectid.clone()];
+        for _ in 0..3 {
+            known.push(s.rotate(&owner, &cid).await.objectid);
+        }
+        let r = s.post(&files_path(&cid), &owner, Some(&json!({"content_type": "text/plain", "size": 2}))).await;
+        r.expect(201);
+        let file_id = r.str("file_id");
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tasks = JoinSet::new();
+        for _ in 0..TASKS {
+            tasks.spawn(hammer(s.client(), victim.clone(), cid.clone(), known.clone(), file_id.clone(), stop.clone()));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (after, created_by_removal) = if shred {
+            s.delete(&conversation_path(&cid), &owner).await.expect(204);
+            (Instant::now(), None)
+        } else {
+            let new = s.remove_member(&owner, &cid, *VICTIM).await;
+            (Instant::now(), Some(new))
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.store(true, Ordering::SeqCst);
+        let mut outcomes = Vec::new();
+        while let Some(res) = tasks.join_next().await {
+            outcomes.extend(res.expect("a hammering task"));
+        }
+        let before = outcomes.iter().filter(|o| o.started < after && !o.released.is_empty()).count();
+        let later: Vec<&Outcome> = outcomes.iter().filter(|o| o.started >= after).collect();
+        let label = if shred { "shred" } else { "removal" };
+        println!(
+            "{label}: {} requests, {before} releases before it returned, {} requests after",
+            outcomes.len(),
+            later.len()
+        );
+        if before == 0 || later.is_empty() {
+            failures.push(format!(
+                "{label}: the hammering did not straddle it ({before} releases before, {} requests after)",
+                later.len()
+            ));
+        }
+        for o in &later {
+            if !o.released.is_empty() {
+                failures.push(format!("{label}: a {} sent after it returned got {:?}", o.what, o.released));
+            }
+        }
+        if let Some(new) = &created_by_removal {
+            for o in &outcomes {
+                if o.released.contains(new) {
+                    failures.push(format!("{label}: a {} released the key the removal created", o.what));
+                }
+            }
+        }
+        if shred {
+            // Every file the victim registered: no bytes left of any.
+            let keys: Vec<&String> = outcomes.iter().filter_map(|o| o.storage_key.as_ref()).collect();
+            let stored: Vec<&&String> = keys.iter().filter(|k| s.file_stored(k)).collect();
+            if keys.is_empty() || !stored.is_empty() {
+                failures.push(format!("{label}: {} of {} files still hold bytes", stored.len(), keys.len()));
+            }
+            if s.backend() == Backend::Embedded {
+                let temp: Vec<String> = s.files_dir_entries().into_iter().filter(|n| n.starts_with(".tmp")).collect();
+                if !temp.is_empty() {
+                    failures.push(format!("{label}: temporary upload files left: {temp:?}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
