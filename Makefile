@@ -66,8 +66,10 @@ unit-aws: build $(VENV)/.installed
 	$(PY) scripts/emulator.py up --port $(TEST_EMULATOR_PORT) --state-dir $(TEST_STATE)
 	trap '$(PY) scripts/emulator.py down --state-dir $(TEST_STATE)' EXIT; \
 	set -a; . $(TEST_STATE)/env; set +a; \
+	# --workspace with a filter, not -p: the same feature set as `unit`, so
+	# nothing is compiled again. One process per test: nextest.
 	KEYSRV_TEST_BACKEND=aws KEYSRV_BIN=$(CURDIR)/target/debug/keysrv \
-		cargo nextest run -p keysrv-tests -p keysrv-functions --no-fail-fast  # one process per test: nextest
+		cargo nextest run --workspace -E 'package(keysrv-tests) | package(keysrv-functions)' --no-fail-fast
 
 test: lint unit unit-aws
 

@@ -7,6 +7,8 @@
 
 pub mod cognito;
 pub mod sweep;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -11,6 +11,7 @@ mod bad_input;
 mod durability;
 mod exhaustion;
 mod files;
+mod harness;
 mod iam_parity;
 mod idempotency;
 mod races;

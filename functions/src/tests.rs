@@ -1,7 +1,11 @@
 //! Each Lambda handler, invoked with an API Gateway HTTP API (payload v2)
 //! event carrying JWT authorizer claims. The backends are the embedded ones,
 //! or — with KEYSRV_TEST_BACKEND=aws and the emulator's environment (see the
-//! Makefile's `test-aws`) — DynamoDB and KMS on the local AWS emulator.
+//! Makefile's `unit-aws`) — DynamoDB and KMS on the local AWS emulator.
+//!
+//! Unit tests of the library rather than an integration test: an
+//! integration test would make cargo link every Lambda binary (each with
+//! the AWS SDK) just to run these.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -85,7 +89,7 @@ fn event(route: Route, params: &[(&str, &str)], claims: Value, body: Option<&str
 }
 
 async fn call(f: &Fixture, route: Route, params: &[(&str, &str)], jid: &str, body: Option<&str>) -> (u16, Value) {
-    response(keysrv_functions::handle(&f.app, route, event(route, params, access_claims(jid), body)).await)
+    response(crate::handle(&f.app, route, event(route, params, access_claims(jid), body)).await)
 }
 
 fn response(r: Response<Body>) -> (u16, Value) {
@@ -176,8 +180,7 @@ async fn id_tokens_and_missing_claims_are_401_on_every_route() {
         let wanted: Vec<(&str, &str)> =
             params.iter().copied().filter(|(k, _)| route.path().contains(&format!("{{{k}}}"))).collect();
         for claims in [id_token_claims.clone(), json!({})] {
-            let (s, body) =
-                response(keysrv_functions::handle(&f.app, route, event(route, &wanted, claims, Some("{}"))).await);
+            let (s, body) = response(crate::handle(&f.app, route, event(route, &wanted, claims, Some("{}"))).await);
             assert_eq!(s, 401, "{} with {body}", route.name());
             assert_eq!(body["status"], json!(401));
         }
