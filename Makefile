@@ -60,7 +60,8 @@ unit: build
 	KEYSRV_BIN=$(CURDIR)/target/debug/keysrv $(NEXTEST) --workspace --no-fail-fast
 
 # The behaviour suite and the Lambda handler tests again, on the AWS backends:
-# DynamoDB, KMS and Cognito in a local emulator built from template.yaml.
+# DynamoDB, KMS and Cognito in a local emulator built from template.yaml; and
+# the store contract, the model-based and the concurrency tests on DynamoDB.
 unit-aws: build $(VENV)/.installed
 	$(PY) scripts/emulator.py down --state-dir $(TEST_STATE)
 	$(PY) scripts/emulator.py up --port $(TEST_EMULATOR_PORT) --state-dir $(TEST_STATE)
@@ -69,7 +70,8 @@ unit-aws: build $(VENV)/.installed
 	# --workspace with a filter, not -p: the same feature set as `unit`, so
 	# nothing is compiled again. One process per test: nextest.
 	KEYSRV_TEST_BACKEND=aws KEYSRV_BIN=$(CURDIR)/target/debug/keysrv \
-		cargo nextest run --workspace -E 'package(keysrv-tests) | package(keysrv-functions)' --no-fail-fast
+		cargo nextest run --workspace --no-fail-fast \
+			-E 'package(keysrv-tests) | package(keysrv-functions) | (package(keysrv-shared) & test(/dynamo/))'
 
 test: lint unit unit-aws
 

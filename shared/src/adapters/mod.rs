@@ -11,6 +11,8 @@
 
 #[cfg(feature = "aws")]
 mod aws_errors;
+#[cfg(test)]
+mod contract;
 #[cfg(feature = "aws")]
 pub mod dynamodb;
 #[cfg(feature = "aws")]
