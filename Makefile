@@ -12,13 +12,14 @@ TEST_EMULATOR_PORT ?= 5598
 TEST_STATE := target/emulator
 NEXTEST := $(shell command -v cargo-nextest >/dev/null && echo "cargo nextest run" || echo "cargo test")
 
-.PHONY: help run run-aws test lint lint-template unit unit-aws bench package deploy build clean
+.PHONY: help run run-aws test lint lint-template unit unit-aws bench soak package deploy build clean
 
 help:
 	@echo "make run    build and start keysrv server (dev mode, embedded backends)"
 	@echo "make run-aws  the same on the AWS backends, against a local emulator (moto) built from template.yaml"
 	@echo "make test   fmt, clippy, licences, and every test suite"
 	@echo "make bench  load-test GET /v1/keys/{objectid} with wrk; stream a 100 MiB file through the embedded file server (peak RSS)"
+	@echo "make soak   10 minutes of keysrv server at 80% of its key-fetch peak, realistic mix, invariants checked"
 	@echo "make package  build every Lambda function with cargo-lambda and print zip sizes"
 	@echo "make deploy   sam build && sam deploy --guided"
 
@@ -78,6 +79,14 @@ test: lint unit unit-aws
 bench:
 	bench/keys.sh
 	bash bench/files_rss.sh
+
+# keysrv server (release) at 80 % of its measured key-fetch peak for
+# SOAK_SECS (600) seconds with a realistic mix; prints a JSON summary
+# (docs/BENCHMARKS.md, "Soak") and fails on any error or broken invariant.
+soak:
+	cargo build --release -p keysrv --bin keysrv -p keysrv-tests --bin soak
+	mkdir -p bench/out
+	KEYSRV_BIN=$(CURDIR)/target/release/keysrv ./target/release/soak | tee bench/out/soak.json
 
 # Every Lambda function, built for Lambda (x86_64; add --arm64 where the
 # aarch64 target is installed) and zipped, with each zip's size.

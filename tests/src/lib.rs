@@ -471,6 +471,11 @@ impl TestServer {
         self.env.push((name.to_owned(), value.to_owned()));
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
     /// The backend this server runs on.
     pub fn backend(&self) -> Backend {
         self.backend
