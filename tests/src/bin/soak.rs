@@ -303,6 +303,9 @@ fn check(s: &Shared, kind: &'static str, r: Result<(u16, Bytes), String>, ok: &[
     }
 }
 
+/// Seconds into the soak, RSS (KiB), open descriptors, temporary files.
+type Sample = (u64, u64, usize, usize);
+
 /// The server's RSS (KiB), open descriptors and temporary upload files.
 fn sample(pid: u32, files_dir: &std::path::Path) -> (u64, usize, usize) {
     let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -417,7 +420,7 @@ async fn main() {
     eprintln!("soak: peak key-fetch rate {peak}/s; soaking at {rate}/s for {secs} s with {connections} connections");
     // The soak proper, with samples every 10 s.
     let files_dir = server.files_dir();
-    let samples: Arc<Mutex<Vec<(u64, u64, usize, usize)>>> = Arc::default();
+    let samples: Arc<Mutex<Vec<Sample>>> = Arc::default();
     let sampler = {
         let (samples, files_dir) = (samples.clone(), files_dir.clone());
         tokio::spawn(async move {
