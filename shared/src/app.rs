@@ -3,6 +3,7 @@
 //! request.
 
 use std::sync::Arc;
+#[cfg(feature = "aws")]
 use std::time::Duration;
 
 use crate::config::{Backend, Config};
@@ -181,6 +182,6 @@ impl FileStore for NoFileStore {
 }
 
 #[cfg(not(feature = "aws"))]
-async fn aws(_: &crate::config::AwsSettings) -> Result<Backends, BackendError> {
+async fn aws<const S3: bool>(_: &crate::config::AwsSettings) -> Result<Backends, BackendError> {
     Err(BackendError::Internal("this build has no AWS backends (feature \"aws\")".into()))
 }

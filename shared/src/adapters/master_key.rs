@@ -29,6 +29,7 @@ impl MasterKey {
         Ok(Self { cipher, scheme })
     }
 
+    #[cfg(feature = "aws")]
     pub fn scheme(&self) -> &str {
         &self.scheme
     }
