@@ -18,6 +18,7 @@ use http::{HeaderValue, StatusCode, header};
 use keysrv_shared::Error;
 use keysrv_shared::adapters::local_files::{BLOB_PATH, LocalFileStore, SignedQuery};
 use keysrv_shared::domain::model::StoredFile;
+use keysrv_shared::error::{Invalid, Timeout};
 use keysrv_shared::http::problem;
 use keysrv_shared::ids::StorageKey;
 
@@ -49,7 +50,7 @@ async fn store_upload(server: &Server, key: &str, req: Request) -> Result<Stored
     let query = SignedQuery::parse(req.uri().query())?;
     let headers = req.headers();
     let Some(length) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()) else {
-        return Err(Error::BadRequest("an upload needs the Content-Length it was issued for".into()));
+        return Err(Invalid::UploadLength.into());
     };
     let media_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let key = files.verify("PUT", key, &query, Some(length), media_type)?;
@@ -69,7 +70,7 @@ async fn store_upload(server: &Server, key: &str, req: Request) -> Result<Stored
             let mut writer = files.writer(key, size).await?;
             let mut body = body.into_data_stream();
             while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|e| Error::BadRequest(format!("reading the upload: {e}")))?;
+                let chunk = chunk.map_err(|e| Invalid::UploadBody(e.to_string()))?;
                 writer.write(&chunk).await?;
             }
             writer.finish().await
@@ -77,10 +78,7 @@ async fn store_upload(server: &Server, key: &str, req: Request) -> Result<Stored
     });
     match tokio::time::timeout(left, accepted).await {
         Ok(result) => result,
-        Err(_) => Err(Error::Timeout(format!(
-            "the upload did not finish by its URL's expiry plus {} s; ask keysrv for a new URL",
-            grace.as_secs()
-        ))),
+        Err(_) => Err(Timeout::Upload { grace_secs: grace.as_secs() }.into()),
     }
 }
 

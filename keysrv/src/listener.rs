@@ -168,11 +168,8 @@ fn evict(registry: &Shared) -> bool {
 /// What a newcomer gets when every connection is busy: a 503 problem, and
 /// the connection closed.
 async fn refuse(mut stream: TcpStream) {
-    let resp = keysrv_shared::http::problem::problem(
-        http::StatusCode::SERVICE_UNAVAILABLE,
-        "every connection is busy; retry shortly",
-    );
-    let mut head = String::from("HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\nconnection: close\r\n");
+    let resp = keysrv_shared::http::problem::from_error(&keysrv_shared::Error::Busy);
+    let mut head = String::from("HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n");
     for (name, value) in resp.headers() {
         head.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap_or_default()));
     }

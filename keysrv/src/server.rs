@@ -13,8 +13,9 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
-use http::{StatusCode, header};
+use http::header;
 use keysrv_shared::App;
+use keysrv_shared::error::{Error, Invalid, Timeout, Unauthorized};
 use keysrv_shared::http::problem;
 use keysrv_shared::http::request::too_large;
 use keysrv_shared::http::{ApiRequest, MAX_BODY_BYTES, Route};
@@ -47,10 +48,8 @@ pub fn router(server: Arc<Server>) -> Router {
     }
     router
         .merge(crate::blobs::routes())
-        .fallback(|| async { to_axum(problem::problem(StatusCode::NOT_FOUND, "no such route")) })
-        .method_not_allowed_fallback(|| async {
-            to_axum(problem::problem(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route"))
-        })
+        .fallback(|| async { to_axum(problem::from_error(&Error::NoRoute)) })
+        .method_not_allowed_fallback(|| async { to_axum(problem::from_error(&Error::MethodNotAllowed)) })
         .with_state(server)
 }
 
@@ -82,14 +81,11 @@ async fn authenticate_and_handle(
     let claims = match server.verifier.verify_header(auth) {
         Ok(c) => c,
         Err(e) => {
-            return to_axum(problem::from_error(&keysrv_shared::Error::Unauthorized(e.to_string())));
+            return to_axum(problem::from_error(&Unauthorized::Token(e.to_string()).into()));
         }
     };
     let Ok(Path(params)) = params else {
-        return to_axum(problem::problem(
-            StatusCode::BAD_REQUEST,
-            "path parameters must be valid percent-encoded UTF-8",
-        ));
+        return to_axum(problem::from_error(&Invalid::PathParameter.into()));
     };
     let declared =
         parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
@@ -100,7 +96,7 @@ async fn authenticate_and_handle(
         Ok(Ok(b)) => b,
         Ok(Err(_)) => return too_large_response(),
         Err(_) => {
-            let mut resp = problem::problem(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time");
+            let mut resp = problem::from_error(&Timeout::Body.into());
             resp.headers_mut().insert(header::CONNECTION, http::HeaderValue::from_static("close"));
             return to_axum(resp);
         }

@@ -19,6 +19,15 @@ struct Backends {
     local_files: Option<Arc<crate::adapters::local_files::LocalFileStore>>,
 }
 
+/// Why a process could not start serving.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("configuration: {0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("backend: {0}")]
+    Backend(#[from] BackendError),
+}
+
 pub struct App {
     pub config: Config,
     pub keys: KeyService,
@@ -29,14 +38,14 @@ pub struct App {
 
 impl App {
     /// The backends the environment selects (`KEYSRV_BACKEND`).
-    pub async fn from_env() -> Result<Self, crate::Error> {
+    pub async fn from_env() -> Result<Self, StartError> {
         Ok(Self::new(Config::from_env()?).await?)
     }
 
     /// As `from_env`, for a process that serves no route touching file
     /// bytes (most Lambda functions): on AWS it has no S3 client, and its
     /// binary does not link one (see `functions/src/bin`).
-    pub async fn from_env_without_files() -> Result<Self, crate::Error> {
+    pub async fn from_env_without_files() -> Result<Self, StartError> {
         Ok(Self::build::<false>(Config::from_env()?).await?)
     }
 

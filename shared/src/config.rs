@@ -5,7 +5,19 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::domain::Limits;
-use crate::error::Error;
+
+/// A setting that is missing or wrong: which variable, and what is wrong
+/// with it. Reported at start, before anything is served.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+fn bad(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError { variable, problem: problem.into() }
+}
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -67,51 +79,52 @@ fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-fn required(name: &str) -> Result<String, Error> {
-    var(name).ok_or_else(|| Error::BadRequest(format!("{name} must be set for the AWS backend")))
+fn required(name: &'static str) -> Result<String, ConfigError> {
+    var(name).ok_or_else(|| bad(name, "must be set for the AWS backend"))
 }
 
-fn number<T: std::str::FromStr + PartialOrd + Default>(name: &str, default: T) -> Result<T, Error> {
+fn number<T: std::str::FromStr + PartialOrd + Default>(name: &'static str, default: T) -> Result<T, ConfigError> {
     match var(name) {
         None => Ok(default),
-        Some(v) => v.parse().map_err(|_| Error::BadRequest(format!("{name}={v:?} is not a number"))),
+        Some(v) => v.parse().map_err(|_| bad(name, format!("{v:?} is not a number"))),
     }
 }
 
 impl Config {
     /// Everything from the environment, the backend from `KEYSRV_BACKEND`.
-    pub fn from_env() -> Result<Self, Error> {
+    pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_env_for(var("KEYSRV_BACKEND").as_deref().unwrap_or("embedded"))
     }
 
     /// Everything from the environment, for the named backend.
-    pub fn from_env_for(backend: &str) -> Result<Self, Error> {
+    pub fn from_env_for(backend: &str) -> Result<Self, ConfigError> {
         let mut c = Self::default();
         if let Some(claim) = var("KEYSRV_CALLER_CLAIM") {
             c.caller_claim = claim;
         }
         c.limits.max_members = number("KEYSRV_MAX_MEMBERS", c.limits.max_members)?;
         if c.limits.max_members == 0 {
-            return Err(Error::BadRequest("KEYSRV_MAX_MEMBERS must be at least 1".into()));
+            return Err(bad("KEYSRV_MAX_MEMBERS", "must be at least 1"));
         }
         c.limits.max_file_bytes = number("KEYSRV_FILE_MAX_BYTES", c.limits.max_file_bytes)?;
         let ttl = number("KEYSRV_FILE_URL_TTL_SECS", c.limits.file_url_ttl.as_secs())?;
         if !(1..=3600).contains(&ttl) {
-            return Err(Error::BadRequest("KEYSRV_FILE_URL_TTL_SECS must be between 1 and 3600".into()));
+            return Err(bad("KEYSRV_FILE_URL_TTL_SECS", "must be between 1 and 3600"));
         }
         c.limits.file_url_ttl = Duration::from_secs(ttl);
         // At most 6 hours: the S3 lifecycle rule expires upload tombstones
         // after a day, and they must outlive every upload they block.
         let grace = number("KEYSRV_UPLOAD_GRACE_SECS", c.limits.upload_grace.as_secs())?;
         if !(1..=6 * 3600).contains(&grace) {
-            return Err(Error::BadRequest("KEYSRV_UPLOAD_GRACE_SECS must be between 1 and 21600".into()));
+            return Err(bad("KEYSRV_UPLOAD_GRACE_SECS", "must be between 1 and 21600"));
         }
         c.limits.upload_grace = Duration::from_secs(grace);
         c.limits.max_upload_bytes_in_flight =
             number("KEYSRV_UPLOAD_INFLIGHT_MAX_BYTES", c.limits.max_upload_bytes_in_flight)?;
         if c.limits.max_upload_bytes_in_flight < c.limits.max_file_bytes {
-            return Err(Error::BadRequest(
-                "KEYSRV_UPLOAD_INFLIGHT_MAX_BYTES must be at least KEYSRV_FILE_MAX_BYTES (one upload must fit)".into(),
+            return Err(bad(
+                "KEYSRV_UPLOAD_INFLIGHT_MAX_BYTES",
+                "must be at least KEYSRV_FILE_MAX_BYTES (one upload must fit)",
             ));
         }
         c.public_url = var("KEYSRV_PUBLIC_URL");
@@ -126,9 +139,10 @@ impl Config {
                         Wrapping::SecretsManager { secret_id: required("KEYSRV_MASTER_KEY_SECRET_ID")? }
                     }
                     Some(other) => {
-                        return Err(Error::BadRequest(format!(
-                            "KEYSRV_WRAPPING={other:?}: expected \"kms\" or \"secretsmanager\""
-                        )));
+                        return Err(bad(
+                            "KEYSRV_WRAPPING",
+                            format!("{other:?}: expected \"kms\" or \"secretsmanager\""),
+                        ));
                     }
                 };
                 Backend::Aws(AwsSettings {
@@ -143,7 +157,7 @@ impl Config {
                 })
             }
             other => {
-                return Err(Error::BadRequest(format!("backend {other:?}: expected \"embedded\" or \"aws\"")));
+                return Err(bad("KEYSRV_BACKEND", format!("{other:?}: expected \"embedded\" or \"aws\"")));
             }
         };
         Ok(c)

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::error::Error;
+use crate::error::{Error, Invalid};
 
 const MAX_LEN: usize = 255;
 
@@ -18,12 +18,7 @@ fn is_token(s: &str) -> bool {
 
 impl MediaType {
     pub fn parse(s: &str) -> Result<Self, Error> {
-        let bad = || {
-            Error::BadRequest(format!(
-                "content_type must be a media type such as \"image/png\" (type/subtype, optional ; parameters, \
-                 at most {MAX_LEN} bytes)"
-            ))
-        };
+        let bad = || Error::from(Invalid::MediaType);
         if s.len() > MAX_LEN || !s.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
             return Err(bad());
         }
@@ -77,7 +72,7 @@ mod tests {
     #[test]
     fn refuses_what_is_not_a_header_safe_media_type() {
         for bad in ["", "png", "/png", "image/", "image/png\r\nx: y", "image/p ng", "a/b; c", "a/b;=d", "é/x"] {
-            assert!(matches!(MediaType::parse(bad), Err(Error::BadRequest(_))), "{bad:?}");
+            assert!(matches!(MediaType::parse(bad), Err(Error::Invalid(_))), "{bad:?}");
         }
         assert!(MediaType::parse(&format!("a/{}", "b".repeat(300))).is_err());
     }

@@ -860,6 +860,22 @@ impl Resp {
         Some(format!("{complaint}: {}", self.describe()))
     }
 
+    /// Asserts a problem response of this status and problem type
+    /// (`urn:keysrv:problem:<name>`).
+    #[track_caller]
+    pub fn expect_type(&self, status: u16, name: &str) -> &Self {
+        if let Some(c) = self.problem_complaint(status) {
+            panic!("{c}");
+        }
+        assert_eq!(
+            self.body["type"].as_str(),
+            Some(format!("urn:keysrv:problem:{name}").as_str()),
+            "{}",
+            self.describe()
+        );
+        self
+    }
+
     /// A string field of the JSON body.
     #[track_caller]
     pub fn str(&self, field: &str) -> String {

@@ -159,3 +159,29 @@ async fn the_local_server_serves_every_route_and_nothing_else() {
     assert_eq!(resp.status().as_u16(), 405);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// (name, status) of every row of a problem-type table in `text`: rows that
+/// start with a backquoted name and a status column.
+fn documented_problem_types(text: &str) -> BTreeSet<(String, u16)> {
+    text.lines()
+        .map(str::trim)
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split('|').map(str::trim).collect();
+            let name = cells.first()?.strip_prefix('`')?.strip_suffix('`')?;
+            let status = cells.get(1)?.parse().ok()?;
+            (!name.contains(' ')).then(|| (name.to_owned(), status))
+        })
+        .collect()
+}
+
+/// Every problem type the code answers with is documented, with its status,
+/// in docs/openapi.yaml and in the README, and nothing else is.
+#[test]
+fn problem_types_are_documented_in_openapi_and_the_readme() {
+    let code: BTreeSet<(String, u16)> =
+        keysrv_shared::http::problem::TYPES.iter().map(|t| (t.name.to_owned(), t.status.as_u16())).collect();
+    for doc in ["docs/openapi.yaml", "README.md"] {
+        let text = std::fs::read_to_string(workspace().join(doc)).unwrap();
+        assert_eq!(documented_problem_types(&text), code, "{doc}");
+    }
+}

@@ -32,7 +32,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 
 use super::local_key_file::{LocalKeyFile, read_or_create_secret};
 use crate::domain::model::{DataKey, WrappedKey};
-use crate::error::Error;
+use crate::error::{Conflict, Error, Invalid, TooLarge, UrlRefused};
 use crate::ids::{FileId, StorageKey, random_bytes};
 use crate::ports::{BackendError, FileObject, FileStore, PresignedRequest, StoredPage};
 use crate::timestamp::Timestamp;
@@ -121,11 +121,7 @@ impl SignedQuery {
 }
 
 fn invalid_url() -> Error {
-    Error::Forbidden(
-        "this URL is not valid for this request: the URL, the method and (for uploads) Content-Length and \
-         Content-Type must be exactly as issued"
-            .into(),
-    )
+    UrlRefused::Invalid.into()
 }
 
 impl LocalFileStore {
@@ -232,7 +228,7 @@ impl LocalFileStore {
         let mac = self.mac(method, storage_key, &query.file_id, query.expires, &size, media_type.unwrap_or_default());
         mac.verify_slice(&query.sig).map_err(|_| invalid_url())?;
         if Timestamp::now().millis() / 1000 > query.expires {
-            return Err(Error::Forbidden("this URL has expired; ask keysrv for a new one".into()));
+            return Err(UrlRefused::Expired.into());
         }
         StorageKey::parse(storage_key).map_err(|_| invalid_url())
     }
@@ -288,13 +284,10 @@ impl LocalFileStore {
     fn claim(&self, key: &StorageKey, size: u64) -> Result<UploadSlot, Error> {
         let uploads = &self.uploads;
         if size > uploads.max_bytes {
-            return Err(Error::PayloadTooLarge(format!(
-                "uploads in progress are limited to {} bytes in all",
-                uploads.max_bytes
-            )));
+            return Err(TooLarge::UploadsInFlight { max_bytes: uploads.max_bytes }.into());
         }
         if !uploads.keys.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone()) {
-            return Err(Error::Conflict("an upload of this file is already in progress".into()));
+            return Err(Conflict::UploadInProgress.into());
         }
         match uploads.bytes.clone().try_acquire_many_owned(kib(size)) {
             Ok(permit) => Ok(UploadSlot { uploads: uploads.clone(), key: key.clone(), _bytes: permit }),
@@ -348,7 +341,7 @@ fn cipher(key: &DataKey) -> Result<Aes256Gcm, BackendError> {
 }
 
 fn already_uploaded() -> Error {
-    Error::Conflict("this file has already been uploaded".into())
+    Conflict::FileUploaded.into()
 }
 
 /// The length and type an upload URL binds; downloads bind neither.
@@ -433,7 +426,7 @@ impl BlobWriter {
     pub async fn write(&mut self, mut data: &[u8]) -> Result<(), Error> {
         self.received += data.len() as u64;
         if self.received > self.expected {
-            return Err(Error::BadRequest(format!("the body is longer than the {} bytes announced", self.expected)));
+            return Err(Invalid::UploadTooLong { expected: self.expected }.into());
         }
         while !data.is_empty() {
             // A full chunk is sealed only once more data follows: the last
@@ -457,10 +450,7 @@ impl BlobWriter {
     /// unless another upload of the same file got there first.
     pub async fn finish(mut self) -> Result<(), Error> {
         if self.received != self.expected {
-            return Err(Error::BadRequest(format!(
-                "the body ended after {} of the {} bytes announced",
-                self.received, self.expected
-            )));
+            return Err(Invalid::UploadTooShort { received: self.received, expected: self.expected }.into());
         }
         let enc = self.enc.take().ok_or_else(finished)?;
         let sealed = enc
@@ -604,7 +594,7 @@ mod tests {
             ("PUT", "AAAAAAAAAAAAAAAAAAAAAA", Some(10), Some("image/png")),
         ] {
             assert!(
-                matches!(f.store.verify(method, k, &q, len, ty), Err(Error::Forbidden(_))),
+                matches!(f.store.verify(method, k, &q, len, ty), Err(Error::UrlRefused(_))),
                 "{method} {len:?} {ty:?}"
             );
         }
@@ -655,11 +645,11 @@ mod tests {
         let f = fixture();
         let key = StorageKey::generate().unwrap();
         let mut w = f.store.writer(&key, 4).await.unwrap();
-        assert!(matches!(w.write(b"12345").await, Err(Error::BadRequest(_))));
+        assert!(matches!(w.write(b"12345").await, Err(Error::Invalid(_))));
         drop(w);
         let mut w = f.store.writer(&key, 4).await.unwrap();
         w.write(b"123").await.unwrap();
-        assert!(matches!(w.finish().await, Err(Error::BadRequest(_))));
+        assert!(matches!(w.finish().await, Err(Error::Invalid(_))));
         assert_eq!(std::fs::read_dir(f.dir.join("files")).unwrap().count(), 0, "a refused upload stores nothing");
 
         let data = vec![7u8; CHUNK + 5];

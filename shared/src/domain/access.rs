@@ -1,7 +1,7 @@
 //! Who may do what: pure functions over the domain's data, so the rules can
 //! be read (and tested) in one place.
 
-use crate::error::{Error, Result};
+use crate::error::{Conflict, Invalid, NotAllowed, Result};
 
 use super::model::{History, Member, Role, StoredFile, StoredKey};
 
@@ -27,32 +27,28 @@ pub fn may_read_file(member: &Member, file: &StoredFile) -> bool {
 
 /// The uploader, the owner and admins delete a file.
 pub fn check_delete_file(actor: &Member, file: &StoredFile) -> Result<()> {
-    if actor.jid == file.uploader || actor.role.manages_members() {
-        Ok(())
-    } else {
-        Err(Error::Forbidden("only the uploader, the owner and admins delete a file".into()))
-    }
+    if actor.jid == file.uploader || actor.role.manages_members() { Ok(()) } else { Err(NotAllowed::DeleteFile.into()) }
 }
 
 /// Checks that `actor` may give `target` (absent when not yet a member) the
 /// role `role`.
 pub fn check_put_member(actor: &Member, target: Option<&Member>, role: Role) -> Result<()> {
     if !actor.role.manages_members() {
-        return Err(Error::Forbidden("only the owner and admins manage members".into()));
+        return Err(NotAllowed::ManageMembers.into());
     }
     if let Some(t) = target {
         if t.role == Role::Owner {
-            return Err(Error::Conflict("the owner's role cannot be changed".into()));
+            return Err(Conflict::OwnerRole.into());
         }
         if t.role == Role::Admin && role != Role::Admin && actor.role != Role::Owner {
-            return Err(Error::Forbidden("only the owner demotes admins".into()));
+            return Err(NotAllowed::DemoteAdmin.into());
         }
     }
     if role == Role::Admin && actor.role != Role::Owner {
-        return Err(Error::Forbidden("only the owner grants admin".into()));
+        return Err(NotAllowed::GrantAdmin.into());
     }
     if role == Role::Owner {
-        return Err(Error::BadRequest("role must be \"member\" or \"admin\"".into()));
+        return Err(Invalid::Role.into());
     }
     Ok(())
 }
@@ -61,26 +57,22 @@ pub fn check_put_member(actor: &Member, target: Option<&Member>, role: Role) -> 
 /// admins remove others, only the owner removes admins, nobody removes the owner.
 pub fn check_remove_member(actor: &Member, target: &Member) -> Result<()> {
     if target.role == Role::Owner {
-        return Err(Error::Conflict("the owner cannot be removed; delete the conversation instead".into()));
+        return Err(Conflict::OwnerRemoval.into());
     }
     if actor.jid == target.jid {
         return Ok(());
     }
     if !actor.role.manages_members() {
-        return Err(Error::Forbidden("only the owner and admins remove other members".into()));
+        return Err(NotAllowed::RemoveOthers.into());
     }
     if target.role == Role::Admin && actor.role != Role::Owner {
-        return Err(Error::Forbidden("only the owner removes admins".into()));
+        return Err(NotAllowed::RemoveAdmin.into());
     }
     Ok(())
 }
 
 pub fn check_delete_conversation(actor: &Member) -> Result<()> {
-    if actor.role == Role::Owner {
-        Ok(())
-    } else {
-        Err(Error::Forbidden("only the owner deletes a conversation".into()))
-    }
+    if actor.role == Role::Owner { Ok(()) } else { Err(NotAllowed::DeleteConversation.into()) }
 }
 
 #[cfg(test)]
@@ -88,6 +80,7 @@ mod tests {
     use super::*;
     use crate::bare_jid::BareJid;
     use crate::domain::model::WrappedKey;
+    use crate::error::Error;
     use crate::ids::{ConversationId, ObjectId};
     use crate::timestamp::Timestamp;
 
@@ -121,17 +114,17 @@ mod tests {
         let admin = member("a@x.y", Role::Admin, 1);
         let plain = member("m@x.y", Role::Member, 1);
         assert!(check_put_member(&owner, None, Role::Admin).is_ok());
-        assert!(matches!(check_put_member(&admin, None, Role::Admin), Err(Error::Forbidden(_))));
+        assert!(matches!(check_put_member(&admin, None, Role::Admin), Err(Error::NotAllowed(_))));
         assert!(check_put_member(&admin, None, Role::Member).is_ok());
-        assert!(matches!(check_put_member(&plain, None, Role::Member), Err(Error::Forbidden(_))));
+        assert!(matches!(check_put_member(&plain, None, Role::Member), Err(Error::NotAllowed(_))));
         assert!(matches!(check_put_member(&admin, Some(&owner), Role::Member), Err(Error::Conflict(_))));
         assert!(matches!(check_remove_member(&owner, &owner), Err(Error::Conflict(_))));
         assert!(check_remove_member(&plain, &plain).is_ok());
-        assert!(matches!(check_remove_member(&plain, &admin), Err(Error::Forbidden(_))));
+        assert!(matches!(check_remove_member(&plain, &admin), Err(Error::NotAllowed(_))));
         assert!(matches!(check_remove_member(&admin, &admin.clone()), Ok(())));
-        assert!(matches!(check_remove_member(&admin, &member("b@x.y", Role::Admin, 1)), Err(Error::Forbidden(_))));
+        assert!(matches!(check_remove_member(&admin, &member("b@x.y", Role::Admin, 1)), Err(Error::NotAllowed(_))));
         assert!(check_remove_member(&admin, &plain).is_ok());
         assert!(check_delete_conversation(&owner).is_ok());
-        assert!(matches!(check_delete_conversation(&admin), Err(Error::Forbidden(_))));
+        assert!(matches!(check_delete_conversation(&admin), Err(Error::NotAllowed(_))));
     }
 }

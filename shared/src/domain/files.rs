@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::bare_jid::BareJid;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TooLarge};
 use crate::ids::{ConversationId, FileId, StorageKey};
 use crate::media_type::MediaType;
 use crate::ports::{FileObject, PresignedRequest, WriteOutcome};
@@ -24,7 +24,7 @@ impl KeyService {
         // the conversation exists.
         let media_type = MediaType::parse(media_type)?;
         if size > self.limits.max_file_bytes {
-            return Err(Error::PayloadTooLarge(format!("files are limited to {} bytes", self.limits.max_file_bytes)));
+            return Err(TooLarge::File { max_bytes: self.limits.max_file_bytes }.into());
         }
         let Some((conversation, Some(_member))) = self.store.conversation_for(&id, caller).await? else {
             audit::file_event("upload_grant", caller, id.as_str(), "", Outcome::Denied);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::bare_jid::BareJid;
-use crate::error::{Error, Result};
+use crate::error::{Conflict, Error, Invalid, Result};
 use crate::ids::{ConversationId, ObjectId};
 use crate::ports::{
     BackendError, ConversationStore, ConversationUpdate, FileStore, KeyContext, KeyWrapper, NewConversation,
@@ -107,10 +107,7 @@ impl KeyService {
     ) -> Result<ReleasedKey> {
         let others: BTreeSet<BareJid> = members.into_iter().filter(|m| m != caller).collect();
         if others.len() + 1 > self.limits.max_members {
-            return Err(Error::BadRequest(format!(
-                "a conversation has at most {} members, owner included",
-                self.limits.max_members
-            )));
+            return Err(Invalid::TooManyMembers { max_members: self.limits.max_members }.into());
         }
         let fingerprint = fingerprint(&[
             "create_conversation",
@@ -192,7 +189,7 @@ impl KeyService {
     /// the caller's) is returned as missing, in request order.
     pub async fn keys(&self, caller: &BareJid, objectids: &[String]) -> Result<(Vec<ReleasedKey>, Vec<String>)> {
         if objectids.len() > self.limits.max_batch {
-            return Err(Error::BadRequest(format!("at most {} objectids per batch", self.limits.max_batch)));
+            return Err(Invalid::BatchTooLarge { max_batch: self.limits.max_batch }.into());
         }
         let mut seen = BTreeSet::new();
         let wanted: Vec<&String> = objectids.iter().filter(|s| seen.insert(s.as_str())).collect();
@@ -286,10 +283,7 @@ impl KeyService {
                 Some(m) => (Member { role, ..m }, conversation.member_count, None),
                 None => {
                     if conversation.member_count as usize >= self.limits.max_members {
-                        return Err(Error::Conflict(format!(
-                            "the conversation already has the maximum of {} members",
-                            self.limits.max_members
-                        )));
+                        return Err(Conflict::MemberLimit { max_members: self.limits.max_members }.into());
                     }
                     let member = Member { jid: target.clone(), role, joined_at: now, joined_seq: seq };
                     let new_key = match conversation.history {
@@ -521,7 +515,7 @@ impl KeyService {
         fingerprint: &str,
     ) -> Result<ReleasedKey> {
         if record.fingerprint != fingerprint {
-            return Err(Error::Conflict("this Idempotency-Key was already used for a different request".into()));
+            return Err(Conflict::IdempotencyKeyReused.into());
         }
         let (key, member) = self.store.key_for(&record.objectid, caller).await?;
         self.release("replay", caller, record.conversation_id.as_str(), key, member).await

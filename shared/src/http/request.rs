@@ -9,7 +9,7 @@ use http::HeaderMap;
 use serde::de::DeserializeOwned;
 
 use crate::bare_jid::BareJid;
-use crate::error::{Error, Result};
+use crate::error::{Error, Invalid, Result, TooLarge, Unauthorized};
 
 /// Request bodies larger than this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -28,19 +28,14 @@ impl Claims {
     /// same user pool would otherwise pass.
     pub fn caller(&self, jid_claim: &str) -> Result<BareJid> {
         if self.get("token_use") != Some("access") {
-            return Err(Error::Unauthorized("an access token is required (token_use must be \"access\")".into()));
+            return Err(Unauthorized::NotAccessToken.into());
         }
-        let raw =
-            self.get(jid_claim).ok_or_else(|| Error::Unauthorized(format!("the token has no {jid_claim:?} claim")))?;
+        let raw = self.get(jid_claim).ok_or_else(|| Unauthorized::NoCallerClaim { claim: jid_claim.to_owned() })?;
         // A claim of identity must already be canonical: the identity
         // provider keeps `JULIET@capulet.lit` and `juliet@capulet.lit` apart
         // as two users, so keysrv may not fold one into the other.
-        BareJid::canonical(raw).map_err(|e| {
-            Error::Unauthorized(format!(
-                "the token's {jid_claim:?} claim must be a bare JID in canonical form (lower case, A-label \
-                 domain, no trailing dot, no invisible characters): {e}"
-            ))
-        })
+        BareJid::canonical(raw)
+            .map_err(|reason| Unauthorized::NonCanonical { claim: jid_claim.to_owned(), reason }.into())
     }
 }
 
@@ -70,14 +65,14 @@ impl ApiRequest {
             return Err(too_large());
         }
         if self.body.is_empty() {
-            return Err(Error::BadRequest("a JSON request body is required".into()));
+            return Err(Invalid::BodyMissing.into());
         }
         // serde also fills a struct from an array of its fields; the API
         // speaks only objects.
         if self.body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(Error::BadRequest("the request body must be a JSON object".into()));
+            return Err(Invalid::BodyNotObject.into());
         }
-        serde_json::from_slice(&self.body).map_err(|e| Error::BadRequest(format!("invalid request body: {e}")))
+        serde_json::from_slice(&self.body).map_err(|e| Invalid::Body(e.to_string()).into())
     }
 
     /// The `Idempotency-Key` header: 1 to 255 visible ASCII characters.
@@ -85,13 +80,13 @@ impl ApiRequest {
         let Some(v) = self.headers.get("idempotency-key") else { return Ok(None) };
         match v.to_str() {
             Ok(s) if !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_graphic()) => Ok(Some(s)),
-            _ => Err(Error::BadRequest("Idempotency-Key must be 1 to 255 visible ASCII characters".into())),
+            _ => Err(Invalid::IdempotencyKey.into()),
         }
     }
 }
 
 pub fn too_large() -> Error {
-    Error::PayloadTooLarge(format!("request bodies are limited to {MAX_BODY_BYTES} bytes"))
+    TooLarge::Body { max_bytes: MAX_BODY_BYTES }.into()
 }
 
 #[cfg(test)]
@@ -123,7 +118,9 @@ mod tests {
             "juliet@capulet.lit/balcony",
         ] {
             match claims(other).caller("username") {
-                Err(Error::Unauthorized(detail)) => assert!(detail.contains("canonical"), "{other:?}: {detail}"),
+                Err(Error::Unauthorized(u @ Unauthorized::NonCanonical { .. })) => {
+                    assert!(u.to_string().contains("canonical"), "{other:?}: {u}")
+                }
                 got => panic!("{other:?} was accepted as {got:?}"),
             }
         }

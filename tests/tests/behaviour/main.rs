@@ -14,5 +14,6 @@ mod files;
 mod harness;
 mod iam_parity;
 mod idempotency;
+mod problems;
 mod races;
 mod secrets;

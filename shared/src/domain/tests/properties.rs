@@ -263,10 +263,10 @@ impl Run {
             (Expect::File(h), Ok(Outcome::File(id))) if self.file_ids.get(*h).is_some_and(|f| f.0 == id) => Ok(()),
             (Expect::Done, Ok(Outcome::Done)) => Ok(()),
             (Expect::NotFound, Err(Error::NotFound)) => Ok(()),
-            (Expect::Forbidden, Err(Error::Forbidden(_))) => Ok(()),
+            (Expect::Forbidden, Err(Error::NotAllowed(_))) => Ok(()),
             (Expect::Conflict, Err(Error::Conflict(_))) => Ok(()),
-            (Expect::BadRequest, Err(Error::BadRequest(_))) => Ok(()),
-            (Expect::TooLarge, Err(Error::PayloadTooLarge(_))) => Ok(()),
+            (Expect::BadRequest, Err(Error::Invalid(_))) => Ok(()),
+            (Expect::TooLarge, Err(Error::TooLarge(_))) => Ok(()),
             (_, got) => mismatch(&got),
         }
     }
