@@ -80,7 +80,7 @@ mod tests {
     use super::*;
     use crate::bare_jid::BareJid;
     use crate::domain::model::WrappedKey;
-    use crate::error::Error;
+    use crate::error::{Conflict, Error, Invalid, NotAllowed};
     use crate::ids::{ConversationId, ObjectId};
     use crate::timestamp::Timestamp;
 
@@ -126,5 +126,119 @@ mod tests {
         assert!(check_remove_member(&admin, &plain).is_ok());
         assert!(check_delete_conversation(&owner).is_ok());
         assert!(matches!(check_delete_conversation(&admin), Err(Error::NotAllowed(_))));
+    }
+
+    /// Every (actor, target, requested role) of a PUT, against a table
+    /// written out by hand: what each role may do to each other role.
+    #[test]
+    fn put_member_table() {
+        use NotAllowed::*;
+        use Role::{Admin as A, Member as M, Owner as O};
+        // (actor, target (None: not a member yet), requested role) -> outcome.
+        let cases: &[(Role, Option<Role>, Role, Result<(), &str>)] = &[
+            (O, None, M, Ok(())),
+            (O, None, A, Ok(())),
+            (O, Some(M), A, Ok(())),
+            (O, Some(M), M, Ok(())),
+            (O, Some(A), M, Ok(())),
+            (O, Some(A), A, Ok(())),
+            (O, Some(O), M, Err("owner-role")),
+            (O, Some(O), A, Err("owner-role")),
+            (O, None, O, Err("invalid-role")),
+            (A, None, M, Ok(())),
+            (A, None, A, Err("grant-admin")),
+            (A, Some(M), M, Ok(())),
+            (A, Some(M), A, Err("grant-admin")),
+            (A, Some(A), M, Err("demote-admin")),
+            (A, Some(A), A, Err("grant-admin")),
+            (A, Some(O), M, Err("owner-role")),
+            (A, None, O, Err("invalid-role")),
+            (M, None, M, Err("manage")),
+            (M, None, A, Err("manage")),
+            (M, Some(M), M, Err("manage")),
+            (M, Some(A), M, Err("manage")),
+            (M, Some(O), A, Err("manage")),
+        ];
+        for (actor, target, role, want) in cases {
+            let a = member("actor@x.y", *actor, 1);
+            let t = target.map(|r| member("target@x.y", r, 1));
+            let got = match check_put_member(&a, t.as_ref(), *role) {
+                Ok(()) => Ok(()),
+                Err(Error::Conflict(Conflict::OwnerRole)) => Err("owner-role"),
+                Err(Error::Invalid(Invalid::Role)) => Err("invalid-role"),
+                Err(Error::NotAllowed(GrantAdmin)) => Err("grant-admin"),
+                Err(Error::NotAllowed(DemoteAdmin)) => Err("demote-admin"),
+                Err(Error::NotAllowed(ManageMembers)) => Err("manage"),
+                Err(other) => panic!("{actor:?} {target:?} {role:?}: {other}"),
+            };
+            assert_eq!(got, *want, "{actor:?} puts {target:?} as {role:?}");
+        }
+    }
+
+    /// Every (actor, target) of a removal, and leaving, against a table.
+    #[test]
+    fn remove_member_table() {
+        use Role::{Admin as A, Member as M, Owner as O};
+        let cases: &[(Role, Role, bool, Result<(), &str>)] = &[
+            // (actor, target, actor is the target, outcome)
+            (O, O, true, Err("owner")),
+            (O, A, false, Ok(())),
+            (O, M, false, Ok(())),
+            (A, O, false, Err("owner")),
+            (A, A, true, Ok(())),
+            (A, A, false, Err("remove-admin")),
+            (A, M, false, Ok(())),
+            (M, O, false, Err("owner")),
+            (M, A, false, Err("remove-others")),
+            (M, M, false, Err("remove-others")),
+            (M, M, true, Ok(())),
+        ];
+        for (actor, target, same, want) in cases {
+            let a = member("actor@x.y", *actor, 1);
+            let t = if *same { a.clone() } else { member("target@x.y", *target, 1) };
+            let got = match check_remove_member(&a, &t) {
+                Ok(()) => Ok(()),
+                Err(Error::Conflict(Conflict::OwnerRemoval)) => Err("owner"),
+                Err(Error::NotAllowed(NotAllowed::RemoveAdmin)) => Err("remove-admin"),
+                Err(Error::NotAllowed(NotAllowed::RemoveOthers)) => Err("remove-others"),
+                Err(other) => panic!("{actor:?} {target:?}: {other}"),
+            };
+            assert_eq!(got, *want, "{actor:?} removes {target:?} (self: {same})");
+        }
+    }
+
+    #[test]
+    fn who_deletes_what_and_who_reads_what() {
+        let uploader = member("up@x.y", Role::Member, 1);
+        let c = ConversationId::generate().unwrap();
+        let f = |history, seq| StoredFile {
+            file_id: crate::ids::FileId::generate(&c).unwrap(),
+            conversation_id: c.clone(),
+            storage_key: crate::ids::StorageKey::generate().unwrap(),
+            uploader: uploader.jid.clone(),
+            media_type: crate::media_type::MediaType::parse("text/plain").unwrap(),
+            size: 1,
+            seq,
+            history,
+            created_at: Timestamp::from_millis(0),
+        };
+        let file = f(History::Shared, 3);
+        for (actor, ok) in [
+            (uploader.clone(), true),
+            (member("o@x.y", Role::Owner, 1), true),
+            (member("a@x.y", Role::Admin, 1), true),
+            (member("m@x.y", Role::Member, 1), false),
+        ] {
+            assert_eq!(check_delete_file(&actor, &file).is_ok(), ok, "{actor:?}");
+        }
+        for (role, ok) in [(Role::Owner, true), (Role::Admin, false), (Role::Member, false)] {
+            assert_eq!(check_delete_conversation(&member("x@x.y", role, 1)).is_ok(), ok, "{role:?}");
+        }
+        let late = member("late@x.y", Role::Member, 5);
+        assert!(!may_read_file(&late, &f(History::SinceJoin, 4)));
+        assert!(may_read_file(&late, &f(History::SinceJoin, 5)));
+        assert!(may_read_file(&late, &f(History::SinceJoin, 6)));
+        assert!(may_read_file(&late, &f(History::Shared, 1)));
+        assert!(may_read_key(&late, &key(History::SinceJoin, 6)));
     }
 }
