@@ -14,17 +14,53 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use zeroize::Zeroizing;
 
-use crate::cache::KeyCache;
+use crate::cache::{KeyCache, Lru};
+use crate::chat::{self, ChatKind};
 use crate::envelope::Envelope;
-use crate::error::Error;
+use crate::error::{Error, Problem};
 use crate::key::{Key, KeyObject};
-use crate::stanza::ReceivedMessage;
+use crate::stanza::{MessageType, ReceivedMessage};
 use crate::wire::{self, WireError};
 
 /// The most objectids keysrv accepts in one `POST /v1/keys/batch`.
 pub const BATCH_LIMIT: usize = 100;
 /// The largest response body the client reads.
 const MAX_RESPONSE_BYTES: usize = 4 << 20;
+/// Conversations whose member lists are cached, by default.
+const MEMBER_CACHE_ENTRIES: usize = 1024;
+/// How long a cached member list is trusted, by default: as long as a
+/// sender may keep a current key (PROTOCOL 7.2), so a removal reaches
+/// receivers as soon as it reaches senders.
+const MEMBER_CACHE_TTL: Duration = Duration::from_secs(5 * 60);
+/// Room bindings and peer bindings kept (each), by default.
+const CHAT_BINDINGS: usize = 4096;
+
+/// `value` as one URL path segment (`docs/PROTOCOL.md` 9.8): every byte
+/// other than an RFC 3986 unreserved character (`A–Z a–z 0–9 - . _ ~`) is
+/// percent-encoded with upper-case hex, so `/`, `?`, `#`, `%` and `+` in an
+/// objectid from a stanza cannot change which route is asked. `None` for
+/// `""`, `.` and `..`: URL parsers drop or climb such segments (even
+/// percent-encoded), so they cannot name anything.
+pub fn path_segment(value: &str) -> Option<String> {
+    if matches!(value, "" | "." | "..") {
+        return None;
+    }
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Some(out)
+}
+
+/// Whether `objectid` can be asked for: shaped like an objectid and
+/// nameable in a URL. Anything else is not found without a request.
+fn requestable(objectid: &str) -> bool {
+    wire::is_objectid(objectid) && path_segment(objectid).is_some()
+}
 
 /// Supplies bearer tokens (keysrv access tokens, e.g. from Cognito).
 #[async_trait]
@@ -213,6 +249,9 @@ pub struct ClientBuilder {
     http: Option<reqwest::Client>,
     cache_capacity: usize,
     cache_ttl: Option<Duration>,
+    member_cache_capacity: usize,
+    member_cache_ttl: Duration,
+    chat_bindings: usize,
     timeout: Duration,
     transfer_timeout: Duration,
 }
@@ -240,6 +279,29 @@ impl ClientBuilder {
     /// Default 15 minutes.
     pub fn cache_ttl(mut self, ttl: Option<Duration>) -> Self {
         self.cache_ttl = ttl;
+        self
+    }
+
+    /// How many conversations' member lists are cached (least recently used
+    /// go first; 0 turns it off) and for how long. Opening checks the sender
+    /// against them (PROTOCOL 5, rule 11); a list that refuses a message is
+    /// fetched again once, so a member just added is not refused. Default
+    /// 1024 lists for 5 minutes, which is also the longest `ttl` allowed
+    /// (PROTOCOL 5, rule 11: a removal must reach receivers).
+    pub fn member_cache(mut self, entries: usize, ttl: Duration) -> Self {
+        self.member_cache_capacity = entries;
+        self.member_cache_ttl = ttl.min(MEMBER_CACHE_TTL);
+        self
+    }
+
+    /// How many room bindings, and how many one-to-one bindings, are kept
+    /// (least recently used go first). Default 4096 each. An app that must
+    /// never forget a room's conversation persists
+    /// [`Client::room_conversation`] and restores it with
+    /// [`Client::bind_room`]. At least 1: without bindings, rule 12 of
+    /// PROTOCOL 5 could not hold for rooms.
+    pub fn chat_bindings(mut self, entries: usize) -> Self {
+        self.chat_bindings = entries.max(1);
         self
     }
 
@@ -282,6 +344,9 @@ impl ClientBuilder {
                 base,
                 tokens: self.tokens,
                 cache: Mutex::new(KeyCache::new(self.cache_capacity, self.cache_ttl)),
+                members: Mutex::new(Lru::new(self.member_cache_capacity, Some(self.member_cache_ttl))),
+                rooms: Mutex::new(Lru::new(self.chat_bindings, None)),
+                peers: Mutex::new(Lru::new(self.chat_bindings, None)),
                 api_timeout,
                 idle_timeout: self.timeout,
                 transfer_timeout: self.transfer_timeout,
@@ -295,6 +360,12 @@ struct Inner {
     base: Url,
     tokens: Arc<dyn TokenProvider>,
     cache: Mutex<KeyCache>,
+    /// Conversation id → its members' bare JIDs.
+    members: Mutex<Lru<Arc<[String]>>>,
+    /// Room bare JID → the conversation the room uses.
+    rooms: Mutex<Lru<String>>,
+    /// [`pair_key`] of two bare JIDs → their one-to-one conversation.
+    peers: Mutex<Lru<String>>,
     /// None when the caller brought its own HTTP client (and timeouts).
     api_timeout: Option<Duration>,
     idle_timeout: Duration,
@@ -324,6 +395,9 @@ impl Client {
             http: None,
             cache_capacity: 4096,
             cache_ttl: Some(Duration::from_secs(15 * 60)),
+            member_cache_capacity: MEMBER_CACHE_ENTRIES,
+            member_cache_ttl: MEMBER_CACHE_TTL,
+            chat_bindings: CHAT_BINDINGS,
             timeout: Duration::from_secs(30),
             transfer_timeout: Duration::from_secs(60 * 60),
         }
@@ -336,6 +410,18 @@ impl Client {
 
     fn cache(&self) -> MutexGuard<'_, KeyCache> {
         self.inner.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn members(&self) -> MutexGuard<'_, Lru<Arc<[String]>>> {
+        self.inner.members.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn rooms(&self) -> MutexGuard<'_, Lru<String>> {
+        self.inner.rooms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn peers(&self) -> MutexGuard<'_, Lru<String>> {
+        self.inner.peers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The HTTP client, for requests to upload and download URLs (which
@@ -354,11 +440,14 @@ impl Client {
     }
 
     fn url(&self, segments: &[&str]) -> Result<Url, Error> {
+        let mut path = self.inner.base.path().trim_end_matches('/').to_owned();
+        for s in segments {
+            let segment = path_segment(s).ok_or_else(|| Error::NotFound(not_found_locally(s)))?;
+            path.push('/');
+            path.push_str(&segment);
+        }
         let mut url = self.inner.base.clone();
-        url.path_segments_mut()
-            .map_err(|()| Error::Config("the base URL cannot have a path".into()))?
-            .pop_if_empty()
-            .extend(segments);
+        url.set_path(&path);
         Ok(url)
     }
 
@@ -499,6 +588,11 @@ impl Client {
         if let Some(k) = self.cached_key(objectid) {
             return Ok(k);
         }
+        // keysrv issues no such id; asking would only let a stanza's
+        // objectid choose what the client requests.
+        if !requestable(objectid) {
+            return Err(Error::NotFound(not_found_locally(objectid)));
+        }
         let k: KeyWire = self.call_json(Method::GET, &["v1", "keys", objectid], None, None).await?;
         let key = k.into_key()?;
         if key.objectid != objectid {
@@ -530,7 +624,7 @@ impl Client {
                         got.insert(id.clone(), k);
                     }
                     // Ids that cannot be objectids are missing without asking.
-                    None if wire::is_objectid(id) => to_fetch.push(id.clone()),
+                    None if requestable(id) => to_fetch.push(id.clone()),
                     None => {}
                 }
             }
@@ -568,6 +662,7 @@ impl Client {
         let m: MemberWire = self
             .call_json(Method::PUT, &["v1", "conversations", conversation_id, "members", jid], Some(&body), None)
             .await?;
+        self.members().remove(conversation_id);
         m.into_member()
     }
 
@@ -578,6 +673,7 @@ impl Client {
         let c: CurrentWire = self
             .call_json(Method::DELETE, &["v1", "conversations", conversation_id, "members", jid], None, None)
             .await?;
+        self.members().remove(conversation_id);
         Ok(c.current_objectid)
     }
 
@@ -589,35 +685,283 @@ impl Client {
         Ok(())
     }
 
-    /// Opens a received message: fetches its key (through the cache) and
-    /// opens its `<encrypted>` element with the sender and recipient
-    /// [`ReceivedMessage::parties`] gives.
+    /// Opens a received message: fetches its key (through the cache), opens
+    /// its `<encrypted>` element with the sender and recipient
+    /// [`ReceivedMessage::parties`] gives, and checks the key's conversation
+    /// (PROTOCOL 5, rules 11 and 12): the sender must be a member of it
+    /// ([`WireError::SenderNotMember`]); a one-to-one message's conversation
+    /// must have exactly its two parties as members, and a room message's
+    /// must be the one the room is bound to
+    /// ([`WireError::ConversationMismatch`]). An unbound room is bound to the
+    /// conversation of the first message from it that passes every check
+    /// (trust on first use; [`Client::bind_room`] binds it beforehand).
+    ///
+    /// The member list comes from `GET /v1/conversations/{id}` through a
+    /// bounded, time-limited cache, fetched again once when it refuses.
+    /// Check carbons and archive results with
+    /// [`ReceivedMessage::check_carbon`] and
+    /// [`ReceivedMessage::check_archive`] first.
     pub async fn open_message(&self, message: &ReceivedMessage) -> Result<Envelope, Error> {
-        let element = message
-            .encrypted
-            .as_ref()
-            .ok_or_else(|| WireError::MissingContext("the message has no <encrypted> element".into()))?;
-        let (sender, recipient) = message.parties()?;
+        let (element, _, _) = prepare(message)?;
         let key = self.key(&element.objectid).await?;
-        Ok(key.open_element(&sender, &recipient, element)?)
+        self.open_with_key(message, &key, &mut MemberLists::default()).await?
     }
 
     /// Opens many received messages — a page of archive results, a backlog
     /// of offline messages — fetching the keys they lack first with one
-    /// `POST /v1/keys/batch` per 100 (PROTOCOL 9.5). One result per message,
-    /// in order: a message whose key the caller may not read is `NotFound`,
-    /// one that does not open is its wire error, and neither stops the rest.
+    /// `POST /v1/keys/batch` per 100 (PROTOCOL 9.5), and each conversation's
+    /// member list at most once (twice if a message needs it refreshed). One
+    /// result per message, in order, with the checks of
+    /// [`Client::open_message`]: a message whose key the caller may not read
+    /// is `NotFound`, one that does not open or fails a check is its wire
+    /// error, and neither stops the rest. A failed request other than a 404
+    /// fails the whole page.
     pub async fn open_messages(&self, messages: &[ReceivedMessage]) -> Result<Vec<Result<Envelope, Error>>, Error> {
         let wanted: Vec<&str> =
             messages.iter().filter_map(|m| m.encrypted.as_ref()).map(|e| e.objectid.as_str()).collect();
-        let missing: HashSet<String> = self.keys_batch(wanted).await?.missing.into_iter().collect();
+        // The keys of this page from the batch answer itself, so a small or
+        // disabled key cache costs no request per message.
+        let keys: HashMap<String, KeyObject> =
+            self.keys_batch(wanted).await?.found.into_iter().map(|k| (k.objectid.clone(), k)).collect();
+        let mut lists = MemberLists::default();
         let mut out = Vec::with_capacity(messages.len());
         for m in messages {
-            let unreadable = m.encrypted.as_ref().is_some_and(|e| missing.contains(&e.objectid));
-            // Every readable key is cached now: no further requests.
-            out.push(if unreadable { Err(Error::NotFound(batch_missing())) } else { self.open_message(m).await });
+            let opened = match prepare(m) {
+                Err(e) => Err(e),
+                Ok((element, _, _)) => match keys.get(&element.objectid) {
+                    None => Err(Error::NotFound(batch_missing())),
+                    Some(key) => self.open_with_key(m, key, &mut lists).await?,
+                },
+            };
+            out.push(opened);
         }
         Ok(out)
+    }
+
+    /// Opens `message` with `key` and checks the key's conversation. The
+    /// outer error is a request that failed (it would fail for every other
+    /// message too); the inner one concerns this message.
+    async fn open_with_key(
+        &self,
+        message: &ReceivedMessage,
+        key: &KeyObject,
+        lists: &mut MemberLists,
+    ) -> Result<Result<Envelope, Error>, Error> {
+        let (element, sender, recipient) = match prepare(message) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        // Decrypt first: a forgery that does not authenticate costs no
+        // member-list request and binds nothing.
+        let envelope = match key.open_element(&sender, &recipient, element) {
+            Ok(env) => env,
+            Err(e) => return Ok(Err(e.into())),
+        };
+        let checked =
+            self.verify_chat(message.chat_kind(), &key.conversation_id, &sender, &recipient, lists, false).await?;
+        Ok(checked.map(|()| envelope))
+    }
+
+    /// Checks that `conversation_id` may carry a `kind` message from
+    /// `sender` to `recipient` (the room's bare JID for a room), as
+    /// [`Client::open_message`] does after opening: the sender a member, a
+    /// one-to-one conversation exactly the two parties, a room's
+    /// conversation the one it is bound to (binding an unbound room). For a
+    /// sender before sealing under a conversation it was given, and for an
+    /// app that opens messages itself (e.g. trying each member of a room
+    /// archive without real JIDs, PROTOCOL 9.4). The member list may come
+    /// from the cache.
+    pub async fn check_conversation(
+        &self,
+        conversation_id: &str,
+        kind: ChatKind,
+        sender: &str,
+        recipient: &str,
+    ) -> Result<(), Error> {
+        self.verify_chat(kind, conversation_id, sender, recipient, &mut MemberLists::default(), false).await?
+    }
+
+    async fn verify_chat(
+        &self,
+        kind: ChatKind,
+        conversation_id: &str,
+        sender: &str,
+        recipient: &str,
+        lists: &mut MemberLists,
+        fresh: bool,
+    ) -> Result<Result<(), Error>, Error> {
+        let members = match self.member_list(conversation_id, lists, fresh).await? {
+            Ok(m) => m,
+            Err(e) => return Ok(Err(e)),
+        };
+        let mut verdict = chat::check_members(kind, sender, recipient, conversation_id, &members);
+        // A cached list may predate a member's arrival: ask once more
+        // before refusing (once per page, so a flood of forgeries cannot
+        // turn into a flood of requests).
+        if verdict.is_err() && !lists.fetched.contains(conversation_id) {
+            let members = match self.member_list(conversation_id, lists, true).await? {
+                Ok(m) => m,
+                Err(e) => return Ok(Err(e)),
+            };
+            verdict = chat::check_members(kind, sender, recipient, conversation_id, &members);
+        }
+        if let Err(e) = verdict {
+            return Ok(Err(e.into()));
+        }
+        Ok(match kind {
+            ChatKind::Room => self.bind_or_check_room(recipient, conversation_id).map_err(Error::from),
+            ChatKind::OneToOne => self.learn_peer(sender, recipient, conversation_id).map_err(Error::from),
+        })
+    }
+
+    /// The members of a conversation: from this page, the cache, or keysrv
+    /// (`refresh` skips the first two). A 404 (the caller is no member any
+    /// more, or the conversation is gone) is this conversation's answer for
+    /// the rest of the page.
+    async fn member_list(
+        &self,
+        conversation_id: &str,
+        lists: &mut MemberLists,
+        refresh: bool,
+    ) -> Result<Result<Arc<[String]>, Error>, Error> {
+        if let Some(p) = lists.gone.get(conversation_id) {
+            return Ok(Err(Error::NotFound(p.clone())));
+        }
+        if !refresh {
+            if let Some(l) = lists.lists.get(conversation_id) {
+                return Ok(Ok(l.clone()));
+            }
+            if let Some(l) = self.members().get(conversation_id, Instant::now()) {
+                lists.lists.insert(conversation_id.to_owned(), l.clone());
+                return Ok(Ok(l));
+            }
+        }
+        lists.fetched.insert(conversation_id.to_owned());
+        let conversation = match self.conversation(conversation_id).await {
+            Ok(c) => c,
+            Err(Error::NotFound(p)) => {
+                self.members().remove(conversation_id);
+                lists.gone.insert(conversation_id.to_owned(), p.clone());
+                return Ok(Err(Error::NotFound(p)));
+            }
+            Err(e) => return Err(e),
+        };
+        if conversation.conversation_id != conversation_id {
+            return Err(Error::Protocol(format!(
+                "asked for conversation {conversation_id:?}, got {:?}",
+                conversation.conversation_id
+            )));
+        }
+        let list: Arc<[String]> = conversation.members.iter().filter_map(|m| wire::bare_jid(&m.jid).ok()).collect();
+        self.members().insert(conversation_id, list.clone(), Instant::now());
+        lists.lists.insert(conversation_id.to_owned(), list.clone());
+        Ok(Ok(list))
+    }
+
+    /// Checks a room message's conversation against the room's binding, and
+    /// binds an unbound room to it; one lock, so two first messages cannot
+    /// both bind.
+    fn bind_or_check_room(&self, room: &str, conversation_id: &str) -> Result<(), WireError> {
+        let room = wire::bare_jid(room)?;
+        let now = Instant::now();
+        let mut rooms = self.rooms();
+        let bound = rooms.get(&room, now);
+        chat::check_room_binding(&room, conversation_id, bound.as_deref())?;
+        if bound.is_none() {
+            rooms.insert(&room, conversation_id.to_owned(), now);
+        }
+        Ok(())
+    }
+
+    /// Remembers a verified one-to-one conversation of two accounts; of
+    /// several, the smallest id (byte-wise) wins, so both sides converge
+    /// without coordination (PROTOCOL 9.3).
+    fn learn_peer(&self, a: &str, b: &str, conversation_id: &str) -> Result<(), WireError> {
+        let pair = pair_key(a, b)?;
+        let now = Instant::now();
+        let mut peers = self.peers();
+        match peers.get(&pair, now) {
+            Some(known) if known.as_str() <= conversation_id => {}
+            _ => peers.insert(&pair, conversation_id.to_owned(), now),
+        }
+        Ok(())
+    }
+
+    /// Binds a room to the conversation it uses (from the room owner's
+    /// announcement, or a binding the app persisted), replacing any binding:
+    /// from then on room messages under another conversation are refused
+    /// with [`WireError::ConversationMismatch`].
+    pub fn bind_room(&self, room: &str, conversation_id: &str) -> Result<(), Error> {
+        let room = wire::bare_jid(room)?;
+        self.rooms().insert(&room, conversation_id.to_owned(), Instant::now());
+        Ok(())
+    }
+
+    /// The conversation a room is bound to, if any.
+    pub fn room_conversation(&self, room: &str) -> Option<String> {
+        let room = wire::bare_jid(room).ok()?;
+        self.rooms().get(&room, Instant::now())
+    }
+
+    /// Forgets a room's binding: the next message that passes the checks
+    /// binds it again. Only for a room whose owner moved it to a new
+    /// conversation, after checking that out of band.
+    pub fn unbind_room(&self, room: &str) {
+        if let Ok(room) = wire::bare_jid(room) {
+            self.rooms().remove(&room);
+        }
+    }
+
+    /// Records the one-to-one conversation of `own_jid` and `peer` (e.g. one
+    /// the app just created), replacing what was known. Opening a message
+    /// of theirs under a conversation with a smaller id replaces it again
+    /// (PROTOCOL 9.3).
+    pub fn bind_peer(&self, own_jid: &str, peer: &str, conversation_id: &str) -> Result<(), Error> {
+        let pair = pair_key(own_jid, peer)?;
+        self.peers().insert(&pair, conversation_id.to_owned(), Instant::now());
+        Ok(())
+    }
+
+    /// The one-to-one conversation known for `own_jid` and `peer`, if any.
+    pub fn peer_conversation(&self, own_jid: &str, peer: &str) -> Option<String> {
+        let pair = pair_key(own_jid, peer).ok()?;
+        self.peers().get(&pair, Instant::now())
+    }
+
+    /// The current key to seal a `message_type` message from `own_jid` to
+    /// `to` (a peer, or a room for `GroupChat`) with, in the conversation
+    /// the chat is bound to — the same binding opening enforces — after the
+    /// checks of [`Client::check_conversation`] on a freshly fetched member
+    /// list (so a one-to-one reply never goes to a conversation that has
+    /// gained a third member). Call it whenever the key you send with is
+    /// older than [`crate::CURRENT_KEY_MAX_AGE`]. `None` when
+    /// no conversation is known for the chat: create one (and
+    /// [`Client::bind_peer`] it) for a peer; for a room, learn it from the
+    /// room owner or from a message opened in the room. A one-to-one binding
+    /// that fails the checks is forgotten.
+    pub async fn key_for_chat(
+        &self,
+        own_jid: &str,
+        to: &str,
+        message_type: MessageType,
+    ) -> Result<Option<KeyObject>, Error> {
+        let kind = ChatKind::from(message_type);
+        let bound = match kind {
+            ChatKind::Room => self.room_conversation(to),
+            ChatKind::OneToOne => self.peer_conversation(own_jid, to),
+        };
+        let Some(conversation_id) = bound else { return Ok(None) };
+        // A fresh member list: sealing under a conversation that gained a
+        // member since the list was cached would let that member read it.
+        let checked = self.verify_chat(kind, &conversation_id, own_jid, to, &mut MemberLists::default(), true).await?;
+        if let Err(e) = checked {
+            if kind == ChatKind::OneToOne && !e.is_retryable() {
+                let pair = pair_key(own_jid, to)?;
+                self.peers().remove(&pair);
+            }
+            return Err(e);
+        }
+        self.current_key(&conversation_id).await.map(Some)
     }
 
     /// The cached key named `objectid`, without any request.
@@ -630,14 +974,19 @@ impl Client {
         self.cache().remove(objectid);
     }
 
-    /// Drops every cached key of a conversation (e.g. after leaving it).
+    /// Drops every cached key of a conversation and its member list (e.g.
+    /// after leaving it).
     pub fn forget_conversation(&self, conversation_id: &str) {
         self.cache().remove_conversation(conversation_id);
+        self.members().remove(conversation_id);
     }
 
-    /// Drops every cached key (e.g. on sign-out).
+    /// Drops every cached key and member list (e.g. on sign-out). Chat
+    /// bindings stay: they are what makes a later message under another
+    /// conversation fail.
     pub fn clear_cache(&self) {
         self.cache().clear();
+        self.members().clear();
     }
 
     /// How many keys the cache holds.
@@ -646,10 +995,50 @@ impl Client {
     }
 }
 
+/// The member lists one open (or one page of opens) has seen.
+#[derive(Default)]
+struct MemberLists {
+    lists: HashMap<String, Arc<[String]>>,
+    /// Conversations whose list was fetched during this page.
+    fetched: HashSet<String>,
+    /// Conversations keysrv answered 404 for.
+    gone: HashMap<String, Problem>,
+}
+
+/// A message's `<encrypted>` element and its sender and recipient.
+fn prepare(message: &ReceivedMessage) -> Result<(&wire::EncryptedElement, String, String), Error> {
+    let element = message
+        .encrypted
+        .as_ref()
+        .ok_or_else(|| WireError::MissingContext("the message has no <encrypted> element".into()))?;
+    let (sender, recipient) = message.parties()?;
+    Ok((element, sender, recipient))
+}
+
+/// The key of a one-to-one binding: the two bare JIDs in order, so either
+/// side's view of the chat finds it.
+fn pair_key(a: &str, b: &str) -> Result<String, WireError> {
+    let (a, b) = (wire::bare_jid(a)?, wire::bare_jid(b)?);
+    // NUL cannot occur in a JID.
+    Ok(if a <= b { format!("{a}\0{b}") } else { format!("{b}\0{a}") })
+}
+
+/// The 404 for something that cannot be named in a request (not an id's
+/// shape, or `.`/`..`): nothing by that name exists, and nothing is asked.
+fn not_found_locally(what: &str) -> Problem {
+    let shown: String = what.chars().take(80).collect();
+    Problem {
+        kind: "urn:keysrv:problem:not-found".into(),
+        title: "Not Found".into(),
+        status: 404,
+        detail: format!("{shown:?} cannot name anything keysrv issues (not requested)"),
+    }
+}
+
 /// What keysrv's batch answer means for an id in `missing`: the 404 a single
 /// request for it would get.
-fn batch_missing() -> crate::error::Problem {
-    crate::error::Problem {
+fn batch_missing() -> Problem {
+    Problem {
         kind: "urn:keysrv:problem:not-found".into(),
         title: "Not Found".into(),
         status: 404,

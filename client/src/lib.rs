@@ -13,6 +13,12 @@
 //! - [`stanza`]: the `<message/>` children to send (with the XEP-0380
 //!   marker, fallback body and store hint) and the parsing of received
 //!   messages, carbons and MAM results.
+//! - [`chat`]: which conversation a chat may use. [`Client::open_message`]
+//!   refuses a sender who is not a member of the key's conversation, a
+//!   one-to-one message under a conversation that is not exactly its two
+//!   parties, and a room message under another conversation than the
+//!   room's; [`Client::key_for_chat`] picks the key to reply with under the
+//!   same rules.
 //! - Files: [`Client::upload_file`] registers a file with keysrv and uploads
 //!   it to the URL keysrv grants, returning the [`FileRef`] to seal into a
 //!   message; [`Client::download_file`] fetches and checks it (size and
@@ -38,6 +44,7 @@
 //! ```
 
 mod cache;
+pub mod chat;
 mod client;
 pub mod envelope;
 mod error;
@@ -47,9 +54,10 @@ pub mod stanza;
 pub mod wire;
 mod xml;
 
+pub use chat::ChatKind;
 pub use client::{
     BATCH_LIMIT, BatchKeys, Client, ClientBuilder, Conversation, CreatedConversation, History, Member, Role,
-    StaticToken, TokenProvider,
+    StaticToken, TokenProvider, path_segment,
 };
 pub use envelope::{Content, Envelope, FileRef};
 pub use error::{Error, Problem};

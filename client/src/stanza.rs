@@ -1,6 +1,7 @@
 //! Putting a sealed element into a `<message/>` and getting it out of a
 //! received one (live, from offline storage, as a carbon or from MAM).
 
+use crate::chat::ChatKind;
 use crate::wire::{self, EncryptedElement, WireError};
 use crate::xml::{self, Element};
 
@@ -22,6 +23,13 @@ pub const MUC_USER_NS: &str = "http://jabber.org/protocol/muc#user";
 pub const DELAY_NS: &str = "urn:xmpp:delay";
 /// The namespaces a `<message/>` may arrive in.
 const STANZA_NS: [&str; 4] = ["jabber:client", "jabber:server", "jabber:component:accept", ""];
+
+/// The largest `<message/>` [`message_stanza`] builds (bytes). Servers
+/// commonly refuse stanzas over 64 KiB (65,536 bytes) and add to a message
+/// on its way (the sender's full JID, stanza ids, a delay stamp, a carbon or
+/// archive wrapper); 60,000 leaves them 5,536 bytes. See `docs/PROTOCOL.md`
+/// 9.9.
+pub const MAX_STANZA_BYTES: usize = 60_000;
 
 /// The `<body>` for clients that do not understand `jabber:encrypted`.
 pub const FALLBACK_BODY: &str =
@@ -61,6 +69,7 @@ pub fn message_children(encrypted_element: &str) -> String {
 
 /// A whole `<message/>` stanza carrying `encrypted_element`:
 /// `<message xmlns='jabber:client' to='…' type='…' id='…'>` + [`message_children`].
+/// Fails with [`WireError::TooLarge`] over [`MAX_STANZA_BYTES`].
 pub fn message_stanza(
     to: &str,
     message_type: MessageType,
@@ -69,11 +78,15 @@ pub fn message_stanza(
 ) -> Result<String, WireError> {
     let to = xml::escape_attr(to).map_err(|e| WireError::InvalidJid(e.0))?;
     let id = xml::escape_attr(id).map_err(|e| WireError::InvalidContent(e.0))?;
-    Ok(format!(
+    let stanza = format!(
         "<message xmlns='jabber:client' to='{to}' type='{}' id='{id}'>{}</message>",
         message_type.as_str(),
         message_children(encrypted_element)
-    ))
+    );
+    if stanza.len() > MAX_STANZA_BYTES {
+        return Err(WireError::TooLarge { bytes: stanza.len(), max: MAX_STANZA_BYTES });
+    }
+    Ok(stanza)
 }
 
 /// How a received message reached the client.
@@ -127,6 +140,12 @@ fn forwarded_message<'a>(wrapper: &'a Element, what: &str) -> Result<&'a Element
     fwd.elements()
         .find(|e| e.name == "message" && STANZA_NS.contains(&e.ns.as_str()))
         .ok_or_else(|| WireError::Malformed(format!("{what} without a forwarded <message>")))
+}
+
+/// Whether `from` is exactly the bare JID `bare` (after normalization, and
+/// without a resource).
+fn is_bare(from: Option<&str>, bare: &str) -> bool {
+    from.is_some_and(|f| !f.contains('/') && wire::bare_jid(f).is_ok_and(|b| b == bare))
 }
 
 fn delay_of(e: &Element) -> Option<String> {
@@ -195,19 +214,57 @@ impl ReceivedMessage {
         Ok((wire::bare_jid(from)?, wire::bare_jid(to)?))
     }
 
-    /// For a carbon: fails unless the wrapper came from `own_jid`'s own
-    /// account (XEP-0280 §11: anyone else can forge carbons). Other
+    /// Whether the message is of a room or one-to-one (by its `type`).
+    pub fn chat_kind(&self) -> ChatKind {
+        ChatKind::of_type(&self.message_type)
+    }
+
+    /// For a carbon: fails with [`WireError::UntrustedWrapper`] unless the
+    /// wrapper came from `own_jid`'s account itself, i.e. its `from` is the
+    /// account's bare JID (XEP-0280 §11: anyone else can forge carbons; a
+    /// full JID is a client, not the server acting for the account). Other
     /// deliveries pass.
     pub fn check_carbon(&self, own_jid: &str) -> Result<(), WireError> {
         match &self.delivery {
             Delivery::CarbonSent { wrapper_from } | Delivery::CarbonReceived { wrapper_from } => {
                 let own = wire::bare_jid(own_jid)?;
-                match wrapper_from.as_deref().map(wire::bare_jid).transpose()? {
-                    Some(w) if w == own => Ok(()),
-                    _ => Err(WireError::MissingContext("a carbon not from the account itself".into())),
+                if is_bare(wrapper_from.as_deref(), &own) {
+                    Ok(())
+                } else {
+                    Err(WireError::UntrustedWrapper("a carbon not from the account itself".into()))
                 }
             }
             _ => Ok(()),
+        }
+    }
+
+    /// For an archive result: fails with [`WireError::UntrustedWrapper`]
+    /// unless it answers the query this client sent (`queryid`) and comes
+    /// from the archive queried: `archive` is the JID the query went to
+    /// (`None`: the account's own archive), and the wrapper's `from` must be
+    /// absent (the account's own archive only) or that bare JID. A result
+    /// from any other account is a forgery: anyone can send a `<message/>`
+    /// holding a `<result/>`. Other deliveries pass.
+    pub fn check_archive(&self, own_jid: &str, queryid: &str, archive: Option<&str>) -> Result<(), WireError> {
+        let Delivery::Archived { archive: wrapper_from, queryid: got, .. } = &self.delivery else {
+            return Ok(());
+        };
+        if got.as_deref() != Some(queryid) {
+            return Err(WireError::UntrustedWrapper("an archive result that answers no query of ours".into()));
+        }
+        let own = wire::bare_jid(own_jid)?;
+        let expected = match archive {
+            Some(a) => wire::bare_jid(a)?,
+            None => own.clone(),
+        };
+        let from_ok = match wrapper_from {
+            None => expected == own,
+            Some(_) => is_bare(wrapper_from.as_deref(), &expected),
+        };
+        if from_ok {
+            Ok(())
+        } else {
+            Err(WireError::UntrustedWrapper(format!("an archive result not from {expected}")))
         }
     }
 }

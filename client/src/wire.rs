@@ -32,6 +32,23 @@ pub const TAG_LEN: usize = 16;
 pub const MIN_PAYLOAD_LEN: usize = 1 + NONCE_LEN + TAG_LEN;
 /// The longest objectid (as in the API's schema).
 pub const MAX_OBJECTID_LEN: usize = 64;
+/// The largest `<encrypted>` element `seal` produces (bytes). With the
+/// other children of the message and its `to` and `id` it stays within
+/// [`crate::stanza::MAX_STANZA_BYTES`], which leaves room below the 64 KiB
+/// stanza limit common among XMPP servers for what servers add on delivery
+/// (`from`, stanza ids, delay stamps, carbon and archive wrappers). See
+/// `docs/PROTOCOL.md` 9.9.
+pub const MAX_ELEMENT_BYTES: usize = 56_000;
+/// The bytes of `<encrypted xmlns='jabber:encrypted' objectid=''></encrypted>`
+/// around the objectid and the base64 text.
+const ELEMENT_OVERHEAD: usize = 60;
+
+/// The length in bytes of the canonical `<encrypted>` element for an
+/// objectid of `objectid_len` bytes (needing no escaping) and an envelope
+/// of `envelope_len` bytes: 60 + objectid + 4⌈(29 + envelope)/3⌉.
+pub fn element_len(objectid_len: usize, envelope_len: usize) -> usize {
+    ELEMENT_OVERHEAD + objectid_len + (MIN_PAYLOAD_LEN + envelope_len).div_ceil(3) * 4
+}
 
 /// Why a message could not be sealed or opened.
 ///
@@ -67,6 +84,25 @@ pub enum WireError {
     EnvelopeMismatch(&'static str),
     #[error("cannot tell the message's sender or recipient: {0}")]
     MissingContext(String),
+    /// The message would be larger than a stanza may be (`docs/PROTOCOL.md`
+    /// 9.9): send less (a long text as a file).
+    #[error("the message would be {bytes} bytes, over the limit of {max}: send less, or a file")]
+    TooLarge { bytes: usize, max: usize },
+    /// The sender is not a member of the conversation of the key the message
+    /// is sealed under: someone holding that key claims to be someone who is
+    /// not in it (or was removed since). Refused.
+    #[error("{sender} is not a member of conversation {conversation_id}, whose key sealed the message")]
+    SenderNotMember { sender: String, conversation_id: String },
+    /// The key's conversation is not the one the chat uses: a one-to-one
+    /// message under a conversation that is not exactly its two parties, or
+    /// a room message under another conversation than the room's. Refused
+    /// (replying under it would reach other people than the chat shows).
+    #[error("the conversation does not belong to this chat: {0}")]
+    ConversationMismatch(String),
+    /// A carbon or archive result that did not come from where it must (the
+    /// account itself, or the room queried), or answers no query of ours.
+    #[error("untrusted wrapper: {0}")]
+    UntrustedWrapper(String),
 }
 
 impl WireError {
@@ -87,6 +123,10 @@ impl WireError {
             Self::InvalidEnvelope(_) => "invalid-envelope",
             Self::EnvelopeMismatch(_) => "envelope-mismatch",
             Self::MissingContext(_) => "missing-context",
+            Self::TooLarge { .. } => "too-large",
+            Self::SenderNotMember { .. } => "sender-not-member",
+            Self::ConversationMismatch(_) => "conversation-mismatch",
+            Self::UntrustedWrapper(_) => "untrusted-wrapper",
         }
     }
 }
@@ -207,6 +247,7 @@ fn seal_bytes(
     nonce: &[u8; NONCE_LEN],
 ) -> Result<String, WireError> {
     check_objectid(objectid).map_err(WireError::InvalidObjectId)?;
+    check_size(element_len(objectid.len(), plaintext.len()))?;
     let aad = aad(objectid, sender, recipient);
     let ct = cipher(key)?
         .encrypt(&Nonce::from(*nonce), Payload { msg: plaintext, aad: &aad })
@@ -216,6 +257,13 @@ fn seal_bytes(
     payload.extend_from_slice(nonce);
     payload.extend_from_slice(&ct);
     Ok(EncryptedElement { objectid: objectid.to_owned(), payload }.to_xml())
+}
+
+fn check_size(bytes: usize) -> Result<(), WireError> {
+    if bytes > MAX_ELEMENT_BYTES {
+        return Err(WireError::TooLarge { bytes, max: MAX_ELEMENT_BYTES });
+    }
+    Ok(())
 }
 
 /// The envelope `seal` encrypts: `content` from `sender` to `recipient`
@@ -237,10 +285,22 @@ pub fn envelope_for(sender: &str, recipient: &str, content: &Content) -> Result<
 /// normalized bare forms go into the envelope and the AAD. In a group chat
 /// the recipient is the room's bare JID. The nonce comes from the operating
 /// system's CSPRNG.
+///
+/// Fails with [`WireError::TooLarge`] when the element could exceed
+/// [`MAX_ELEMENT_BYTES`] with the largest padding: the outcome depends on
+/// the content only, never on the padding drawn.
 pub fn seal(key: &Key, objectid: &str, sender: &str, recipient: &str, content: &Content) -> Result<String, WireError> {
     let envelope = envelope_for(sender, recipient, content)?;
-    seal_envelope(key, objectid, &envelope)
+    let plaintext = Zeroizing::new(envelope.to_xml()?);
+    // The padding is base64-alphabet text: it takes its length in bytes.
+    let rpad = if envelope.rpad.is_empty() { 0 } else { "<rpad></rpad>".len() + envelope.rpad.len() };
+    check_size(element_len(objectid.len(), plaintext.len() - rpad + MAX_RPAD_ELEMENT))?;
+    // envelope_for has normalized both JIDs.
+    seal_bytes(key, objectid, &envelope.from, &envelope.to, plaintext.as_bytes(), &random_nonce()?)
 }
+
+/// The bytes the largest `<rpad>` adds to an envelope.
+const MAX_RPAD_ELEMENT: usize = "<rpad></rpad>".len() + crate::envelope::MAX_RPAD;
 
 /// Seals a complete envelope (its `from` and `to` are the AAD's sender and
 /// recipient) with a random nonce.

@@ -286,7 +286,27 @@ fn push_text(stack: &mut [Element], text: &str) -> Result<(), XmlError> {
 }
 
 /// Parses one XML document (or fragment) holding exactly one root element.
+/// An XML declaration, comments and processing instructions are skipped:
+/// what an app hands over as a stanza may come from any XML library.
 pub(crate) fn parse(input: &str) -> Result<Element, XmlError> {
+    parse_with(input, false)
+}
+
+/// Parses a sealed envelope: like [`parse`], but an XML declaration, a
+/// comment or a processing instruction is an error. The envelope is
+/// restricted XML as RFC 6120 11.1 defines it for stanzas, so that every
+/// implementation reads the same bytes the same way (an `encoding` other
+/// than UTF-8, or a processing instruction only some parsers act on, cannot
+/// change what one receiver sees).
+pub(crate) fn parse_restricted(input: &str) -> Result<Element, XmlError> {
+    // quick-xml skips a byte order mark; the envelope has none.
+    if input.starts_with('\u{feff}') {
+        return Err(err("a byte order mark is not allowed here"));
+    }
+    parse_with(input, true)
+}
+
+fn parse_with(input: &str, restricted: bool) -> Result<Element, XmlError> {
     let mut reader = NsReader::from_str(input);
     reader.config_mut().check_end_names = true;
     let mut stack: Vec<Element> = Vec::new();
@@ -350,6 +370,9 @@ pub(crate) fn parse(input: &str) -> Result<Element, XmlError> {
                 push_text(&mut stack, c.encode_utf8(&mut [0u8; 4]))?;
             }
             Event::DocType(_) => return Err(err("document type declarations are not allowed")),
+            Event::Decl(_) if restricted => return Err(err("an XML declaration is not allowed here")),
+            Event::Comment(_) if restricted => return Err(err("a comment is not allowed here")),
+            Event::PI(_) if restricted => return Err(err("a processing instruction is not allowed here")),
             Event::Decl(_) | Event::Comment(_) | Event::PI(_) => {}
             Event::Eof => {
                 if !stack.is_empty() {
@@ -413,6 +436,22 @@ mod tests {
         assert!(parse(&deep).is_err());
         let ok = "<a>".repeat(MAX_DEPTH) + &"</a>".repeat(MAX_DEPTH);
         assert!(parse(&ok).is_ok());
+    }
+
+    #[test]
+    fn restricted_xml_refuses_declarations_comments_and_instructions() {
+        for bad in [
+            "<?xml version='1.0'?><a/>",
+            "<?xml version='1.0' encoding='ISO-8859-1'?><a/>",
+            "<a><!-- c --></a>",
+            "<a><?pi x?></a>",
+            "<a/><?pi x?>",
+            "\u{feff}<a/>",
+        ] {
+            assert!(parse(bad).is_ok(), "{bad:?} refused by the lenient parser");
+            assert!(parse_restricted(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(parse_restricted("\n<a xmlns='u'><![CDATA[x]]></a>\n").is_ok());
     }
 
     #[test]

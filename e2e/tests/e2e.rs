@@ -112,7 +112,9 @@ async fn new_device_catches_up_from_mam(world: &World) {
     // Only encrypted messages concern keysrv (a client shows others as they are).
     let messages: Vec<ReceivedMessage> = archived.iter().map(|s| parse(s)).filter(|m| m.encrypted.is_some()).collect();
     for m in &messages {
-        assert!(matches!(m.delivery, Delivery::Archived { .. }), "{m:?}");
+        let Delivery::Archived { queryid: Some(queryid), .. } = &m.delivery else { panic!("not a result: {m:?}") };
+        // Prosody's results pass the wrapper rule (PROTOCOL 5, rule 15).
+        m.check_archive("juliet@capulet.lit/tablet", queryid, None).expect("a result of Juliet's own archive");
     }
     let wanted: Vec<&str> = messages.iter().map(objectid).collect();
     let distinct: BTreeSet<&str> = wanted.iter().copied().collect();
@@ -125,13 +127,23 @@ async fn new_device_catches_up_from_mam(world: &World) {
     assert_eq!(tablet.keys.cached_keys(), distinct.len());
     assert_eq!(&bodies[bodies.len() - MESSAGES..], sent, "every message, in order");
 
-    // At the HTTP level: only batch requests, ceil(distinct / 100) of them,
-    // none over 100, together asking for each key once.
-    let requests = tablet.proxy.requests();
-    assert!(requests.iter().all(|r| r.is("POST", "/v1/keys/batch") && r.status == 200), "{requests:?}");
-    assert_eq!(requests.len(), distinct.len().div_ceil(100), "{requests:?}");
-    let sizes: Vec<usize> = requests.iter().map(|r| r.batch_size.expect("a batch body")).collect();
+    // At the HTTP level: batch requests, ceil(distinct / 100) of them, none
+    // over 100, together asking for each key once; and the member list of
+    // each conversation of the page once (PROTOCOL 5, rule 11).
+    let (batches, lists): (Vec<_>, Vec<_>) =
+        tablet.proxy.requests().into_iter().partition(|r| r.is("POST", "/v1/keys/batch"));
+    assert!(batches.iter().all(|r| r.status == 200), "{batches:?}");
+    assert_eq!(batches.len(), distinct.len().div_ceil(100), "{batches:?}");
+    let sizes: Vec<usize> = batches.iter().map(|r| r.batch_size.expect("a batch body")).collect();
     assert!(sizes.iter().all(|&n| n <= 100) && sizes.iter().sum::<usize>() == distinct.len(), "{sizes:?}");
+    let conversations: BTreeSet<String> = distinct
+        .iter()
+        .map(|o| format!("/v1/conversations/{}", tablet.keys.cached_key(o).expect("cached").conversation_id))
+        .collect();
+    assert!(lists.iter().all(|r| r.method == "GET" && r.status == 200), "{lists:?}");
+    let asked: Vec<String> = lists.iter().map(|r| r.path.clone()).collect();
+    assert_eq!(asked.len(), conversations.len(), "{asked:?}");
+    assert_eq!(asked.into_iter().collect::<BTreeSet<_>>(), conversations);
     romeo.xmpp.close().await;
     tablet.xmpp.close().await;
 }

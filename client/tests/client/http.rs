@@ -11,14 +11,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use keysrv_client::stanza::{ReceivedMessage, message_children};
-use keysrv_client::{Client, Content, Error, History, Role, StaticToken, TokenProvider, Zeroizing, async_trait};
+use keysrv_client::stanza::{MessageType, ReceivedMessage, message_children};
+use keysrv_client::{
+    Client, Content, Error, History, Role, StaticToken, TokenProvider, WireError, Zeroizing, async_trait,
+};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 const ROMEO: &str = "romeo@montague.lit";
 const JULIET: &str = "juliet@capulet.lit";
 const MERCUTIO: &str = "mercutio@montague.lit";
+const ROOM: &str = "verona@conference.montague.lit";
 
 use crate::support::{Canned, Server, read_request};
 
@@ -86,6 +89,21 @@ fn received(from: &str, to: &str, element: &str) -> ReceivedMessage {
     ReceivedMessage::parse(&stanza).expect("parsing the stanza")
 }
 
+/// A room message as the room reflects it: from the occupant's room JID,
+/// with the real JID a non-anonymous room adds.
+fn received_in_room(nick: &str, real_jid: &str, element: &str) -> ReceivedMessage {
+    let stanza = format!(
+        "<message xmlns='jabber:client' from='{ROOM}/{nick}' to='juliet@capulet.lit/balcony' type='groupchat' \
+         id='g1'>{}<x xmlns='http://jabber.org/protocol/muc#user'><item jid='{real_jid}'/></x></message>",
+        message_children(element)
+    );
+    ReceivedMessage::parse(&stanza).expect("parsing the stanza")
+}
+
+fn conversation_gets(p: &Proxy) -> Vec<String> {
+    p.requests().into_iter().filter(|l| l.starts_with("GET /v1/conversations/")).collect()
+}
+
 fn unknown_objectid(conversation_id: &str, n: usize) -> String {
     format!("{conversation_id}.{:A>22}", format!("unknown{n}"))
 }
@@ -107,11 +125,19 @@ async fn juliet_opens_romeos_message_and_the_second_open_makes_no_request() {
     let env = juliet.open_message(&msg).await.unwrap();
     assert_eq!(env.body(), Some("Did my heart love till now?"));
     assert_eq!(env.from, ROMEO);
-    assert_eq!(proxy.requests(), vec![format!("GET /v1/keys/{oid} HTTP/1.1")]);
+    // The key, then the members of its conversation (is Romeo in it, and
+    // is it exactly Romeo and Juliet?).
+    assert_eq!(
+        proxy.requests(),
+        vec![
+            format!("GET /v1/keys/{oid} HTTP/1.1"),
+            format!("GET /v1/conversations/{} HTTP/1.1", created.conversation_id)
+        ]
+    );
 
-    // Second open: from the cache, no request.
+    // Second open: both from the caches, no request.
     assert_eq!(juliet.open_message(&msg).await.unwrap().body(), Some("Did my heart love till now?"));
-    assert_eq!(proxy.requests().len(), 1);
+    assert_eq!(proxy.requests().len(), 2);
 
     // Romeo's second device gets a carbon of what he sent and opens it with
     // the same key and the original sender/recipient.
@@ -174,11 +200,15 @@ async fn a_batch_of_150_objectids_takes_two_requests() {
         assert_eq!(found.conversation_id, created.conversation_id);
     }
 
-    // Everything found is cached now: opening any of those messages is free.
-    let element = keys[77].seal(ROMEO, JULIET, &Content::text("catching up")).unwrap();
-    let env = juliet.open_message(&received(ROMEO, JULIET, &element)).await.unwrap();
-    assert_eq!(env.body(), Some("catching up"));
-    assert_eq!(proxy.requests().len(), 2);
+    // Every key found is cached now: opening any of those messages costs
+    // only the conversation's member list, once.
+    for i in [77, 78] {
+        let element = keys[i].seal(ROMEO, JULIET, &Content::text("catching up")).unwrap();
+        let env = juliet.open_message(&received(ROMEO, JULIET, &element)).await.unwrap();
+        assert_eq!(env.body(), Some("catching up"));
+    }
+    assert_eq!(proxy.requests().len(), 3);
+    assert_eq!(conversation_gets(&proxy), [format!("GET /v1/conversations/{} HTTP/1.1", created.conversation_id)]);
     // Asking again only asks for what was missing (never cached).
     let again = juliet.keys_batch(&ids).await.unwrap();
     assert_eq!((again.found.len(), again.missing.len()), (140, 10));
@@ -289,6 +319,178 @@ async fn membership_changes_revoke_and_deletion_shreds() {
     assert!(matches!(romeo.conversation(id).await, Err(Error::NotFound(_))));
 }
 
+/// PROTOCOL 5, rule 11: a holder of a conversation's key cannot speak for
+/// someone who is not in it (here Romeo, with the XMPP server forging
+/// `from`, as Mercutio).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_who_is_not_a_member_of_the_keys_conversation_is_refused() {
+    let server = Server::start();
+    let proxy = Proxy::start(server.addr).await;
+    let romeo = server.client(ROMEO);
+    let created = romeo.create_conversation([JULIET], History::Shared, None).await.unwrap();
+    let forged = created.key.seal(MERCUTIO, JULIET, &Content::text("It is I, Mercutio.")).unwrap();
+    let juliet = Client::with_token(&proxy.url, server.token(JULIET)).unwrap();
+    let r = juliet.open_message(&received("mercutio@montague.lit/street", JULIET, &forged)).await;
+    let Err(Error::Wire(e @ WireError::SenderNotMember { .. })) = &r else { panic!("{r:?}") };
+    assert_eq!(e.kind(), "sender-not-member");
+    // The genuine message opens, with the member list already fetched.
+    let genuine = created.key.seal(ROMEO, JULIET, &Content::text("It is I, Romeo.")).unwrap();
+    assert_eq!(juliet.open_message(&received(ROMEO, JULIET, &genuine)).await.unwrap().body(), Some("It is I, Romeo."));
+    assert_eq!(conversation_gets(&proxy).len(), 1, "{:?}", proxy.requests());
+}
+
+/// The member list is cached, but a member added since is not refused: a
+/// list that refuses is fetched again, once per open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_added_after_the_list_was_cached_is_accepted() {
+    let server = Server::start();
+    let proxy = Proxy::start(server.addr).await;
+    let romeo = server.client(ROMEO);
+    let room = romeo.create_conversation([JULIET], History::Shared, None).await.unwrap();
+    let juliet = Client::with_token(&proxy.url, server.token(JULIET)).unwrap();
+    let first = room.key.seal(ROMEO, ROOM, &Content::text("Welcome")).unwrap();
+    assert!(juliet.open_message(&received_in_room("Romeo", "romeo@montague.lit/orchard", &first)).await.is_ok());
+    assert_eq!(conversation_gets(&proxy).len(), 1);
+
+    romeo.put_member(&room.conversation_id, MERCUTIO, Role::Member).await.unwrap();
+    let mercutio = server.client(MERCUTIO);
+    let key = mercutio.current_key(&room.conversation_id).await.unwrap();
+    let hello = key.seal(MERCUTIO, ROOM, &Content::text("Good morrow")).unwrap();
+    let env = juliet.open_message(&received_in_room("Mercutio", "mercutio@montague.lit/street", &hello)).await;
+    assert_eq!(env.unwrap().body(), Some("Good morrow"));
+    assert_eq!(conversation_gets(&proxy).len(), 2, "fetched again once");
+    // A sender who still is no member: refused after one more fetch.
+    let forged = key.seal("tybalt@capulet.lit", ROOM, &Content::text("Boy")).unwrap();
+    let r = juliet.open_message(&received_in_room("Tybalt", "tybalt@capulet.lit/x", &forged)).await;
+    assert!(matches!(r, Err(Error::Wire(WireError::SenderNotMember { .. }))), "{r:?}");
+    assert_eq!(conversation_gets(&proxy).len(), 3);
+}
+
+/// PROTOCOL 5, rule 12: a room member cannot seal a "private" message with
+/// the room's key, and a room uses one conversation only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_uses_only_its_own_conversation() {
+    let server = Server::start();
+    let romeo = server.client(ROMEO);
+    let juliet = server.client(JULIET);
+    let room = romeo.create_conversation([JULIET, MERCUTIO], History::Shared, None).await.unwrap();
+
+    // Mercutio seals a one-to-one message to Juliet under the room's key:
+    // it authenticates, but a reply under it would reach the whole room.
+    let private = room.key.seal(MERCUTIO, JULIET, &Content::text("Meet me alone")).unwrap();
+    let r = juliet.open_message(&received("mercutio@montague.lit/street", JULIET, &private)).await;
+    let Err(Error::Wire(e @ WireError::ConversationMismatch(_))) = &r else { panic!("{r:?}") };
+    assert_eq!(e.kind(), "conversation-mismatch");
+
+    // The first room message that passes the checks binds the room.
+    assert_eq!(juliet.room_conversation(ROOM), None);
+    let in_room = room.key.seal(ROMEO, ROOM, &Content::text("Gentlemen, good den")).unwrap();
+    let in_room = received_in_room("Romeo", "romeo@montague.lit/orchard", &in_room);
+    assert!(juliet.open_message(&in_room).await.is_ok());
+    assert_eq!(juliet.room_conversation(ROOM).as_deref(), Some(room.conversation_id.as_str()));
+
+    // A message to the room under another conversation is refused, even one
+    // whose members are all in the room.
+    let other = romeo.create_conversation([JULIET], History::Shared, None).await.unwrap();
+    let elsewhere = other.key.seal(ROMEO, ROOM, &Content::text("Follow me")).unwrap();
+    let elsewhere = received_in_room("Romeo", "romeo@montague.lit/orchard", &elsewhere);
+    let r = juliet.open_message(&elsewhere).await;
+    assert!(matches!(r, Err(Error::Wire(WireError::ConversationMismatch(_)))), "{r:?}");
+    // The app decides otherwise: the binding moves, and the old one is refused.
+    juliet.bind_room("Verona@Conference.Montague.lit", &other.conversation_id).unwrap();
+    assert!(juliet.open_message(&elsewhere).await.is_ok());
+    assert!(matches!(juliet.open_message(&in_room).await, Err(Error::Wire(WireError::ConversationMismatch(_)))));
+    juliet.unbind_room(ROOM);
+    assert_eq!(juliet.room_conversation(ROOM), None);
+
+    // Replying picks the conversation by the same rules.
+    assert_eq!(juliet.key_for_chat(JULIET, ROOM, MessageType::GroupChat).await.unwrap().map(|k| k.objectid), None);
+    assert!(juliet.open_message(&in_room).await.is_ok());
+    let reply = juliet.key_for_chat(JULIET, ROOM, MessageType::GroupChat).await.unwrap().expect("the room's key");
+    assert_eq!(reply.conversation_id, room.conversation_id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_goes_to_the_conversation_of_exactly_the_two() {
+    let server = Server::start();
+    let romeo = server.client(ROMEO);
+    let juliet = server.client(JULIET);
+    assert!(juliet.key_for_chat(JULIET, ROMEO, MessageType::Chat).await.unwrap().is_none());
+    let one = romeo.create_conversation([JULIET], History::Shared, None).await.unwrap();
+    let two = romeo.create_conversation([JULIET], History::Shared, None).await.unwrap();
+    for c in [&one, &two] {
+        let element = c.key.seal(ROMEO, JULIET, &Content::text("Hi")).unwrap();
+        juliet.open_message(&received(ROMEO, JULIET, &element)).await.unwrap();
+    }
+    // Of two, the smallest conversation id (PROTOCOL 9.3), whichever came first.
+    let smallest = one.conversation_id.clone().min(two.conversation_id.clone());
+    assert_eq!(juliet.peer_conversation("Juliet@Capulet.lit/balcony", ROMEO).as_deref(), Some(smallest.as_str()));
+    let key = juliet.key_for_chat(JULIET, ROMEO, MessageType::Chat).await.unwrap().expect("a key");
+    assert_eq!(key.conversation_id, smallest);
+
+    // The conversation gains a third member: no reply goes there any more,
+    // however recently its member list was cached.
+    romeo.put_member(&smallest, MERCUTIO, Role::Member).await.unwrap();
+    let r = juliet.key_for_chat(JULIET, ROMEO, MessageType::Normal).await;
+    assert!(matches!(r, Err(Error::Wire(WireError::ConversationMismatch(_)))), "{r:?}");
+    assert_eq!(juliet.peer_conversation(JULIET, ROMEO), None, "the binding is forgotten");
+}
+
+/// `open_messages` checks every message like `open_message`, with one
+/// batch for the keys and one member list per conversation for the page,
+/// whatever the caches hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_costs_one_member_list_per_conversation() {
+    let server = Server::start();
+    let proxy = Proxy::start(server.addr).await;
+    let romeo = server.client(ROMEO);
+    let chat = romeo.create_conversation([JULIET], History::Shared, None).await.unwrap();
+    let rotated = romeo.rotate(&chat.conversation_id, None).await.unwrap();
+    let room = romeo.create_conversation([JULIET, MERCUTIO], History::Shared, None).await.unwrap();
+    let mut page = Vec::new();
+    for i in 0..6 {
+        let key = if i % 2 == 0 { &chat.key } else { &rotated };
+        page.push(received(ROMEO, JULIET, &key.seal(ROMEO, JULIET, &Content::text(format!("chat {i}"))).unwrap()));
+    }
+    for i in 0..3 {
+        let element = room.key.seal(ROMEO, ROOM, &Content::text(format!("room {i}"))).unwrap();
+        page.push(received_in_room("Romeo", ROMEO, &element));
+    }
+    page.push(received(MERCUTIO, JULIET, &chat.key.seal(MERCUTIO, JULIET, &Content::text("forged")).unwrap()));
+    page.push(received(ROMEO, JULIET, &room.key.seal(ROMEO, JULIET, &Content::text("private")).unwrap()));
+    let unknown = chat
+        .key
+        .seal(ROMEO, JULIET, &Content::text("gone"))
+        .unwrap()
+        .replace(&chat.key.objectid, &unknown_objectid(&chat.conversation_id, 1));
+    page.push(received(ROMEO, JULIET, &unknown));
+
+    // No key cache and no member cache: the page still needs no more.
+    let juliet = Client::builder(&proxy.url, StaticToken::new(server.token(JULIET)))
+        .cache_capacity(0)
+        .member_cache(0, Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let opened = juliet.open_messages(&page).await.unwrap();
+    let bodies: Vec<Option<String>> =
+        opened[..9].iter().map(|r| r.as_ref().ok().and_then(|e| e.body().map(str::to_owned))).collect();
+    let want: Vec<Option<String>> =
+        (0..6).map(|i| format!("chat {i}")).chain((0..3).map(|i| format!("room {i}"))).map(Some).collect();
+    assert_eq!(bodies, want);
+    assert!(matches!(opened[9], Err(Error::Wire(WireError::SenderNotMember { .. }))), "{:?}", opened[9]);
+    assert!(matches!(opened[10], Err(Error::Wire(WireError::ConversationMismatch(_)))), "{:?}", opened[10]);
+    assert!(matches!(opened[11], Err(Error::NotFound(_))), "{:?}", opened[11]);
+    let mut requests = proxy.requests();
+    requests.sort();
+    let mut want = vec![
+        "POST /v1/keys/batch HTTP/1.1".to_owned(),
+        format!("GET /v1/conversations/{} HTTP/1.1", chat.conversation_id),
+        format!("GET /v1/conversations/{} HTTP/1.1", room.conversation_id),
+    ];
+    want.sort();
+    assert_eq!(requests, want);
+}
+
 /// Hands out a bad token until refreshed.
 struct Refreshing {
     good: String,
@@ -379,6 +581,19 @@ async fn failures_a_healthy_keysrv_does_not_produce() {
     assert_eq!(last.header("idempotency-key"), Some("retry-me"));
     assert_eq!(last.header("authorization"), Some("Bearer tok"));
     assert_eq!(reqs[0].line(), "GET /v1/keys/c.k HTTP/1.1");
+}
+
+/// Apps spawn these on multi-threaded runtimes: no cache lock may be held
+/// across a request.
+#[test]
+fn the_clients_futures_are_send() {
+    fn send<T: Send>(_: T) {}
+    let c = Client::with_token("http://127.0.0.1:9", "t").unwrap();
+    let m = ReceivedMessage::parse("<message xmlns='jabber:client'/>").unwrap();
+    send(c.open_message(&m));
+    send(c.open_messages(std::slice::from_ref(&m)));
+    send(c.check_conversation("c", keysrv_client::ChatKind::Room, ROMEO, ROOM));
+    send(c.key_for_chat(ROMEO, JULIET, MessageType::Chat));
 }
 
 #[test]

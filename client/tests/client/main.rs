@@ -7,4 +7,5 @@ mod support;
 
 mod files;
 mod http;
+mod rules;
 mod vectors;

@@ -5,15 +5,17 @@
 //! Regenerate after a deliberate change to the format:
 //!
 //! ```sh
-//! KEYSRV_WRITE_TEST_VECTORS=1 cargo test -p keysrv-client --test vectors
+//! KEYSRV_WRITE_TEST_VECTORS=1 cargo test -p keysrv-client --test client vectors::file_is
 //! ```
 
 use std::path::PathBuf;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use keysrv_client::chat::{self, ChatKind};
+use keysrv_client::stanza::ReceivedMessage;
 use keysrv_client::wire::{self, EncryptedElement};
-use keysrv_client::{Content, Envelope, FileRef, Key, WireError, open, open_raw, seal_with_nonce};
+use keysrv_client::{Content, Envelope, FileRef, Key, WireError, open, open_raw, path_segment, seal_with_nonce};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -23,6 +25,10 @@ struct Vectors {
     description: Vec<String>,
     positive: Vec<Positive>,
     negative: Vec<Negative>,
+    lenient: Vec<Lenient>,
+    conversation_checks: Vec<ConversationCheck>,
+    wrappers: Vec<WrapperCheck>,
+    url_path_segments: Vec<PathSegment>,
     jid_normalization: JidVectors,
 }
 
@@ -193,6 +199,72 @@ struct Negative {
     error: String,
 }
 
+/// An element that MUST open although sealing would not produce it (its
+/// envelope is not in the canonical form): what the receiver reads.
+#[derive(Serialize, Deserialize)]
+struct Lenient {
+    name: String,
+    comment: String,
+    key: String,
+    objectid: String,
+    sender: String,
+    recipient: String,
+    /// The exact envelope bytes inside `element`.
+    plaintext: String,
+    element: String,
+    /// The body read (null: no body).
+    body: Option<String>,
+    /// The `<time/>` read, in UTC.
+    time: String,
+}
+
+/// PROTOCOL 5, rules 11–12: the key's conversation against the chat.
+#[derive(Serialize, Deserialize)]
+struct ConversationCheck {
+    name: String,
+    comment: String,
+    /// The message's `type`.
+    #[serde(rename = "type")]
+    message_type: String,
+    sender: String,
+    recipient: String,
+    /// The key's `conversation_id`.
+    conversation_id: String,
+    /// That conversation's members (`GET /v1/conversations/{id}`).
+    members: Vec<String>,
+    /// For a room: the conversation the room is bound to (null: unbound).
+    room_bound_to: Option<String>,
+    /// null: the message is accepted.
+    error: Option<String>,
+}
+
+/// PROTOCOL 5, rule 15: carbons and archive results come from where they
+/// must, and what sender and recipient they give.
+#[derive(Serialize, Deserialize)]
+struct WrapperCheck {
+    name: String,
+    comment: String,
+    stanza: String,
+    /// The receiving account.
+    own_jid: String,
+    /// For an archive result: the `queryid` of the receiver's query.
+    queryid: Option<String>,
+    /// For an archive result: the JID the query went to (null: the
+    /// account's own archive).
+    archive: Option<String>,
+    sender: Option<String>,
+    recipient: Option<String>,
+    error: Option<String>,
+}
+
+/// PROTOCOL 9.8: an id as one URL path segment.
+#[derive(Serialize, Deserialize)]
+struct PathSegment {
+    input: String,
+    /// null: it cannot be put in a URL; not found without a request.
+    segment: Option<String>,
+}
+
 fn vectors_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/test-vectors.json")
 }
@@ -254,6 +326,144 @@ fn every_vector_holds() {
             Err(e) => assert_eq!(e.kind(), n.error, "{}: {e}", n.name),
         }
     }
+}
+
+fn read_vectors() -> Vectors {
+    let text = std::fs::read_to_string(vectors_path()).expect("reading docs/test-vectors.json");
+    serde_json::from_str(&text).expect("parsing docs/test-vectors.json")
+}
+
+#[test]
+fn lenient_elements_open_to_what_they_say() {
+    let v = read_vectors();
+    assert!(v.lenient.len() >= 8, "too few lenient vectors");
+    for l in &v.lenient {
+        let k = key(&l.key);
+        let raw = open_raw(&k, &l.objectid, &l.sender, &l.recipient, &l.element).unwrap();
+        assert_eq!(*raw, l.plaintext.as_bytes(), "{}: plaintext", l.name);
+        let env = open(&k, &l.objectid, &l.sender, &l.recipient, &l.element)
+            .unwrap_or_else(|e| panic!("{}: must open: {e}", l.name));
+        assert_eq!(env.body(), l.body.as_deref(), "{}: body", l.name);
+        assert_eq!(env.time, at(&l.time), "{}: time", l.name);
+    }
+}
+
+#[test]
+fn conversation_checks_hold() {
+    let v = read_vectors();
+    assert!(v.conversation_checks.len() >= 10, "too few conversation checks");
+    for c in &v.conversation_checks {
+        let got = chat::check_conversation(
+            ChatKind::of_type(&c.message_type),
+            &c.sender,
+            &c.recipient,
+            &c.conversation_id,
+            &c.members,
+            c.room_bound_to.as_deref(),
+        );
+        assert_eq!(got.as_ref().err().map(WireError::kind), c.error.as_deref(), "{}: {got:?}", c.name);
+    }
+}
+
+#[test]
+fn wrapper_checks_hold() {
+    let v = read_vectors();
+    assert!(v.wrappers.len() >= 8, "too few wrapper checks");
+    for w in &v.wrappers {
+        let m = ReceivedMessage::parse(&w.stanza).unwrap_or_else(|e| panic!("{}: {e}", w.name));
+        let checked = m.check_carbon(&w.own_jid).and_then(|()| match &w.queryid {
+            Some(q) => m.check_archive(&w.own_jid, q, w.archive.as_deref()),
+            None => Ok(()),
+        });
+        match (&w.error, checked) {
+            (Some(e), Err(got)) => assert_eq!(got.kind(), e, "{}", w.name),
+            (Some(e), Ok(())) => panic!("{}: accepted, but must fail with {e}", w.name),
+            (None, Err(got)) => panic!("{}: {got}", w.name),
+            (None, Ok(())) => {
+                let (sender, recipient) = m.parties().unwrap_or_else(|e| panic!("{}: {e}", w.name));
+                assert_eq!((Some(sender), Some(recipient)), (w.sender.clone(), w.recipient.clone()), "{}", w.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn url_path_segments_hold() {
+    let v = read_vectors();
+    for p in &v.url_path_segments {
+        assert_eq!(path_segment(&p.input), p.segment, "{:?}", p.input);
+    }
+}
+
+/// Every rule the spec states about bytes has its vector (by name), so a
+/// rule cannot lose its vector unnoticed.
+#[test]
+fn the_vectors_pin_every_rule() {
+    let v = generate();
+    let names: std::collections::HashSet<&str> =
+        v.negative.iter().map(|n| n.name.as_str()).chain(v.lenient.iter().map(|l| l.name.as_str())).collect();
+    for name in [
+        "nonzero-padding-bits",
+        "envelope-xml-declaration",
+        "envelope-declared-encoding",
+        "envelope-processing-instruction",
+        "envelope-comment",
+        "envelope-byte-order-mark",
+        "envelope-stray-text",
+        "content-stray-text",
+        "rpad-too-long",
+        "rpad-outside-alphabet",
+        "body-with-element",
+        "file-size-over-2^63-1",
+        "file-size-leading-zero",
+        "file-size-signed",
+        "file-hash-wrong-length",
+        "file-hash-twice",
+        "file-id-too-long",
+        "time-lower-case",
+        "time-space-separator",
+        "time-leap-second",
+        "time-without-offset",
+        "time-ten-fraction-digits",
+        "envelope-from-full-jid",
+        "envelope-from-invalid-jid",
+        "envelope-to-invalid-jid",
+        "empty-body-element",
+        "empty-body-start-end",
+        "whitespace-body",
+        "time-with-offset",
+        "time-minus-zero",
+        "time-fraction",
+        "unnormalized-envelope-jids",
+        "pretty-printed-and-prefixed",
+    ] {
+        assert!(names.contains(name), "no vector {name}");
+    }
+    let kinds: std::collections::HashSet<&str> =
+        v.conversation_checks.iter().filter_map(|c| c.error.as_deref()).collect();
+    assert_eq!(kinds, ["sender-not-member", "conversation-mismatch"].into_iter().collect());
+    assert!(v.conversation_checks.iter().any(|c| c.error.is_none() && c.message_type == "groupchat"));
+    assert!(v.wrappers.iter().any(|w| w.error.as_deref() == Some("untrusted-wrapper") && w.queryid.is_some()));
+    assert!(v.url_path_segments.iter().any(|p| p.segment.is_none()));
+}
+
+/// File ids in the vectors have the form 4.8 describes: the conversation id,
+/// a dot and 22 base64url characters, 45 in all.
+#[test]
+fn file_ids_in_the_vectors_have_the_documented_form() {
+    let v = read_vectors();
+    let mut seen = 0;
+    for p in &v.positive {
+        let env = Envelope::parse(&p.plaintext).unwrap();
+        let conversation = p.objectid.split('.').next().unwrap();
+        for f in &env.content.files {
+            let random = f.id.strip_prefix(&format!("{conversation}.")).unwrap_or_default();
+            let base64url = random.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            assert!(f.id.len() == 45 && random.len() == 22 && base64url, "{}: file id {:?}", p.name, f.id);
+            seen += 1;
+        }
+    }
+    assert!(seen >= 2);
 }
 
 // ---------------------------------------------------------------------------
@@ -388,7 +598,7 @@ fn generate() -> Vectors {
         &envelope(
             Content::text("The map of the orchard wall.")
                 .with_file(FileRef {
-                    id: "fMh1qL0sVxB4mKzT1aRwYq".into(),
+                    id: "V2VyZSB0aGV5IHN0YXIteA.fMh1qL0sVxB4mKzT1aRwYq".into(),
                     name: Some("orchard map.png".into()),
                     media_type: Some("image/png".into()),
                     size: Some(48213),
@@ -412,7 +622,7 @@ fn generate() -> Vectors {
         ROOM,
         [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
         &envelope(
-            Content::default().with_file(FileRef::new("Zm9vYmFyYmF6cXV4cXV1eA")),
+            Content::default().with_file(FileRef::new("V2VyZSB0aGV5IHN0YXIteA.Zm9vYmFyYmF6cXV4cXV1eA")),
             "AAAA",
             JULIET,
             ROOM,
@@ -461,7 +671,7 @@ fn generate() -> Vectors {
         unpadded.pop();
     }
     let p1_el = p1.element.clone();
-    let negative = vec![
+    let mut negative = vec![
         neg(
             "wrong-objectid",
             "The objectid attribute was changed to another key id of the same conversation, and the \
@@ -700,6 +910,18 @@ fn generate() -> Vectors {
             "invalid-envelope",
         ),
     ];
+    negative.push(neg(
+        "nonzero-padding-bits",
+        "Base64 whose last character before the padding has a bit set that the padding drops: only the canonical \
+         encoding is accepted (RFC 4648 3.5).",
+        &ka,
+        OID_A,
+        JULIET,
+        ROMEO,
+        nonzero_padding_bits(&p1_payload),
+        "malformed",
+    ));
+    negative.extend(envelope_negatives());
     Vectors {
         description: vec![
             "Test vectors for the jabber:encrypted wire format, version 1 (docs/PROTOCOL.md).".into(),
@@ -712,7 +934,23 @@ fn generate() -> Vectors {
             "negative: opening `element` with key, objectid, sender and recipient must fail with `error`: \
              malformed (the element or its base64 is invalid, or the payload is under 29 bytes), \
              unsupported-version, objectid-mismatch, decrypt (authentication failed: indistinguishable on purpose), \
-             invalid-envelope, envelope-mismatch."
+             invalid-envelope (docs/PROTOCOL.md 6.4: restricted XML, rpad, body, file, time and JID rules), \
+             envelope-mismatch."
+                .into(),
+            "lenient: elements whose envelope is not in the canonical form but valid: opening `element` must give \
+             `plaintext`, the body `body` (null: no body; an empty <body/> is no body) and the time `time`."
+                .into(),
+            "conversation_checks: the key's conversation against the chat (docs/PROTOCOL.md 5, rules 11-12): for a \
+             message of `type` from `sender` to `recipient` under a key of `conversation_id`, whose members are \
+             `members`, and (groupchat) the room bound to `room_bound_to` (null: unbound), the receiver must refuse \
+             with `error` (sender-not-member, conversation-mismatch) or accept (null)."
+                .into(),
+            "wrappers: a received `stanza` at `own_jid` (archive results: in answer to the query `queryid` sent to \
+             `archive`, null for the account's own archive) must be refused with `error` (untrusted-wrapper) or give \
+             `sender` and `recipient` (docs/PROTOCOL.md 5, rule 15, and 6.6)."
+                .into(),
+            "url_path_segments: an id (objectid, conversation id, file id, JID) as one URL path segment \
+             (docs/PROTOCOL.md 9.8); null: it cannot be requested and is not found without a request."
                 .into(),
             "jid_normalization: the one JID normalization (docs/PROTOCOL.md 6.9). user: a user's bare JID from \
              any spelling; bare_of: the bare JID of any JID (a stanza's from or to); canonical: a claim of \
@@ -723,8 +961,530 @@ fn generate() -> Vectors {
         ],
         positive: vec![p1, p2, p3, p4, p5],
         negative,
+        lenient: lenient_vectors(),
+        conversation_checks: conversation_checks(),
+        wrappers: wrapper_checks(),
+        url_path_segments: url_path_segments(),
         jid_normalization: jid_vectors(),
     }
+}
+
+/// `payload` as base64 whose last character before the padding carries a
+/// bit the padding discards.
+fn nonzero_padding_bits(payload: &[u8]) -> String {
+    const ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut p = payload.to_vec();
+    if p.len().is_multiple_of(3) {
+        p.pop();
+    }
+    let mut b64 = STANDARD.encode(&p).into_bytes();
+    let pad = b64.iter().filter(|&&b| b == b'=').count();
+    let i = b64.len() - pad - 1;
+    let value = ALPHABET.bytes().position(|c| c == b64[i]).unwrap();
+    // The lowest bit of the last character is always one the padding drops.
+    b64[i] = ALPHABET.as_bytes()[value ^ 1];
+    let text = String::from_utf8(b64).unwrap();
+    assert!(STANDARD.decode(&text).is_err(), "still canonical");
+    format!("<encrypted xmlns='jabber:encrypted' objectid='{OID_A}'>{text}</encrypted>")
+}
+
+/// A valid envelope (Juliet to Romeo) the envelope vectors change one thing in.
+const ENVELOPE: &str = "<envelope xmlns='urn:xmpp:sce:1'><content><body xmlns='jabber:client'>x</body></content><from \
+                        jid='juliet@capulet.lit'/><to jid='romeo@montague.lit'/><time \
+                        stamp='2025-01-31T09:30:00Z'/></envelope>";
+const FILE_REF: &str = "<file xmlns='jabber:encrypted:file' id='Yq3hV8dK2mTzR0pLxW7bNg.fMh1qL0sVxB4mKzT1aRwYq' \
+                        size='48213'><hash xmlns='urn:xmpp:hashes:2' \
+                        algo='sha-256'>n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=</hash></file>";
+
+fn with_file(file: &str) -> String {
+    ENVELOPE.replace("</content>", &format!("{file}</content>"))
+}
+
+/// `plaintext` sealed under key A from Juliet to Romeo, each vector with a
+/// nonce of its own.
+fn sealed_envelope(n: u8, plaintext: &str) -> String {
+    let nonce = [0x0e, n, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0e];
+    seal_with_nonce(&Key::from_bytes(KEY_A), OID_A, JULIET, ROMEO, plaintext.as_bytes(), &nonce).unwrap()
+}
+
+/// Authentic ciphertexts of envelopes that break one rule of 6.4 each.
+fn envelope_negatives() -> Vec<Negative> {
+    // The base is valid: each vector fails for its one change only.
+    assert_eq!(envelope(Content::text("x"), "", JULIET, ROMEO, "2025-01-31T09:30:00Z").to_xml().unwrap(), ENVELOPE);
+    assert!(Envelope::parse(&with_file(FILE_REF)).is_ok());
+    let time = |stamp: &str| ENVELOPE.replace("2025-01-31T09:30:00Z", stamp);
+    let file = |from: &str, to: &str| with_file(&FILE_REF.replace(from, to));
+    let cases: Vec<(&str, &str, String)> = vec![
+        (
+            "envelope-xml-declaration",
+            "An XML declaration before the envelope: the envelope is restricted XML (no declaration, comment or \
+             processing instruction).",
+            format!("<?xml version='1.0' encoding='UTF-8'?>{ENVELOPE}"),
+        ),
+        (
+            "envelope-declared-encoding",
+            "An XML declaration naming another encoding: the envelope is UTF-8 and declares nothing.",
+            format!("<?xml version='1.0' encoding='ISO-8859-1'?>{ENVELOPE}"),
+        ),
+        (
+            "envelope-processing-instruction",
+            "A processing instruction inside <content/>.",
+            ENVELOPE.replace("<content>", "<content><?keysrv show-as='html'?>"),
+        ),
+        ("envelope-comment", "A comment inside the envelope.", ENVELOPE.replace("<content>", "<!-- x --><content>")),
+        ("envelope-byte-order-mark", "A byte order mark before the envelope.", format!("\u{feff}{ENVELOPE}")),
+        (
+            "envelope-stray-text",
+            "Text directly inside <envelope/> (only whitespace may stand between its elements).",
+            ENVELOPE.replace("<content>", "Hello<content>"),
+        ),
+        (
+            "content-stray-text",
+            "Text directly inside <content/>, outside any payload element.",
+            ENVELOPE.replace("<content>", "<content>Hello"),
+        ),
+        (
+            "rpad-too-long",
+            "201 characters of padding: at most 200.",
+            ENVELOPE.replace("</content>", &format!("</content><rpad>{}</rpad>", "A".repeat(201))),
+        ),
+        (
+            "rpad-outside-alphabet",
+            "Padding with characters outside the base64 alphabet (A-Z a-z 0-9 + /).",
+            ENVELOPE.replace("</content>", "</content><rpad>Zm9v-_==</rpad>"),
+        ),
+        (
+            "body-with-element",
+            "A <body/> holding an element: the body is text only.",
+            ENVELOPE.replace(">x</body>", ">x <b xmlns='urn:example'>y</b></body>"),
+        ),
+        ("file-size-over-2^63-1", "size 2^63: sizes go up to 2^63 - 1.", file("48213", "9223372036854775808")),
+        ("file-size-leading-zero", "size with a leading zero.", file("'48213'", "'048213'")),
+        ("file-size-signed", "size with a sign.", file("'48213'", "'+48213'")),
+        (
+            "file-hash-wrong-length",
+            "A sha-256 <hash/> of 31 bytes.",
+            file("n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=", &STANDARD.encode([7u8; 31])),
+        ),
+        (
+            "file-hash-twice",
+            "Two sha-256 <hash/> elements: which one to check would be ambiguous.",
+            file(
+                "</file>",
+                "<hash xmlns='urn:xmpp:hashes:2' algo='sha-256'>AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=</hash></file>",
+            ),
+        ),
+        (
+            "file-id-too-long",
+            "A file id of 65 characters: ids are 1 to 64 visible ASCII characters, like objectids.",
+            file("Yq3hV8dK2mTzR0pLxW7bNg.fMh1qL0sVxB4mKzT1aRwYq", &"f".repeat(65)),
+        ),
+        ("time-lower-case", "Lower-case t and z (XEP-0082 uses upper case).", time("2025-01-31t09:30:00z")),
+        ("time-space-separator", "A space instead of T.", time("2025-01-31 09:30:00Z")),
+        ("time-leap-second", "A leap second (:60).", time("2016-12-31T23:59:60Z")),
+        ("time-without-offset", "No time zone.", time("2025-01-31T09:30:00")),
+        ("time-ten-fraction-digits", "More than 9 fraction digits.", time("2025-01-31T09:30:00.1234567890Z")),
+        (
+            "envelope-from-full-jid",
+            "<from jid/> with a resource: the envelope holds bare JIDs.",
+            ENVELOPE.replace("jid='juliet@capulet.lit'", "jid='juliet@capulet.lit/balcony'"),
+        ),
+        (
+            "envelope-from-invalid-jid",
+            "<from jid/> is not a JID: invalid-envelope, before any comparison with the sender.",
+            ENVELOPE.replace("jid='juliet@capulet.lit'", "jid='juliet@'"),
+        ),
+        (
+            "envelope-to-invalid-jid",
+            "<to jid/> is not a JID (two trailing dots).",
+            ENVELOPE.replace("jid='romeo@montague.lit'", "jid='romeo@montague.lit..'"),
+        ),
+    ];
+    let ka = STANDARD.encode(KEY_A);
+    cases
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, reason, plaintext))| {
+            assert_ne!(plaintext, ENVELOPE, "{name} changes nothing");
+            Negative {
+                name: name.into(),
+                reason: reason.into(),
+                key: ka.clone(),
+                objectid: OID_A.into(),
+                sender: JULIET.into(),
+                recipient: ROMEO.into(),
+                element: sealed_envelope(u8::try_from(i).unwrap(), &plaintext),
+                error: "invalid-envelope".into(),
+            }
+        })
+        .collect()
+}
+
+fn lenient_vectors() -> Vec<Lenient> {
+    let time = |stamp: &str| ENVELOPE.replace("2025-01-31T09:30:00Z", stamp);
+    let body = |b: &str| ENVELOPE.replace("<body xmlns='jabber:client'>x</body>", b);
+    let cases: Vec<(&str, &str, String, Option<&str>, &str)> = vec![
+        (
+            "empty-body-element",
+            "An empty <body/> is no body.",
+            body("<body xmlns='jabber:client'/>"),
+            None,
+            "2025-01-31T09:30:00Z",
+        ),
+        (
+            "empty-body-start-end",
+            "<body></body> is no body either.",
+            body("<body xmlns='jabber:client'></body>"),
+            None,
+            "2025-01-31T09:30:00Z",
+        ),
+        (
+            "whitespace-body",
+            "A body of one space is a body (only zero characters is no body).",
+            body("<body xmlns='jabber:client'> </body>"),
+            Some(" "),
+            "2025-01-31T09:30:00Z",
+        ),
+        (
+            "cdata-body",
+            "CDATA is text.",
+            body("<body xmlns='jabber:client'><![CDATA[<3 & more]]></body>"),
+            Some("<3 & more"),
+            "2025-01-31T09:30:00Z",
+        ),
+        (
+            "time-with-offset",
+            "A time with an offset: the same instant as 09:30:00Z.",
+            time("2025-01-31T10:30:00+01:00"),
+            Some("x"),
+            "2025-01-31T09:30:00Z",
+        ),
+        ("time-minus-zero", "-00:00 is UTC.", time("2025-01-31T09:30:00-00:00"), Some("x"), "2025-01-31T09:30:00Z"),
+        ("time-fraction", "Fractional seconds.", time("2025-01-31T09:30:00.25Z"), Some("x"), "2025-01-31T09:30:00.25Z"),
+        (
+            "unnormalized-envelope-jids",
+            "Other spellings of the same bare JIDs: compared after normalization (6.9).",
+            ENVELOPE
+                .replace("jid='juliet@capulet.lit'", "jid='Juliet@Capulet.LIT'")
+                .replace("jid='romeo@montague.lit'", "jid='romeo@montague.lit.'"),
+            Some("x"),
+            "2025-01-31T09:30:00Z",
+        ),
+        (
+            "empty-rpad",
+            "An empty <rpad/> (senders omit it).",
+            ENVELOPE.replace("</content>", "</content><rpad/>"),
+            Some("x"),
+            "2025-01-31T09:30:00Z",
+        ),
+        (
+            "pretty-printed-and-prefixed",
+            "Whitespace between elements, a prefix for the envelope's namespace, double quotes, another order, an \
+             unknown affix element and an unknown payload element.",
+            "<s:envelope xmlns:s=\"urn:xmpp:sce:1\">\n  <s:time stamp=\"2025-01-31T09:30:00Z\"/>\n  <s:to \
+             jid=\"romeo@montague.lit\"/>\n  <s:from jid=\"juliet@capulet.lit\"/>\n  <s:content>\n    <body \
+             xmlns=\"jabber:client\">x</body>\n    <active xmlns=\"http://jabber.org/protocol/chatstates\"/>\n  \
+             </s:content>\n  <s:future xmlns:s=\"urn:example\"/>\n</s:envelope>\n"
+                .to_owned(),
+            Some("x"),
+            "2025-01-31T09:30:00Z",
+        ),
+    ];
+    let ka = STANDARD.encode(KEY_A);
+    cases
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, comment, plaintext, body, time))| Lenient {
+            name: name.into(),
+            comment: comment.into(),
+            key: ka.clone(),
+            objectid: OID_A.into(),
+            sender: JULIET.into(),
+            recipient: ROMEO.into(),
+            element: sealed_envelope(0x80 + u8::try_from(i).unwrap(), &plaintext),
+            plaintext,
+            body: body.map(str::to_owned),
+            time: time.into(),
+        })
+        .collect()
+}
+
+fn conversation_checks() -> Vec<ConversationCheck> {
+    const MERCUTIO: &str = "mercutio@montague.lit";
+    const CHAT: &str = "Yq3hV8dK2mTzR0pLxW7bNg";
+    const ROOM_CONV: &str = "V2VyZSB0aGV5IHN0YXIteA";
+    let c = |name: &str,
+             comment: &str,
+             message_type: &str,
+             (sender, recipient): (&str, &str),
+             conversation_id: &str,
+             members: &[&str],
+             room_bound_to: Option<&str>,
+             error: Option<&str>| ConversationCheck {
+        name: name.into(),
+        comment: comment.into(),
+        message_type: message_type.into(),
+        sender: sender.into(),
+        recipient: recipient.into(),
+        conversation_id: conversation_id.into(),
+        members: members.iter().map(|m| (*m).to_owned()).collect(),
+        room_bound_to: room_bound_to.map(str::to_owned),
+        error: error.map(str::to_owned),
+    };
+    let two = [ROMEO, JULIET];
+    let three = [ROMEO, JULIET, MERCUTIO];
+    vec![
+        c(
+            "chat-of-the-two",
+            "A one-to-one conversation of exactly the two parties.",
+            "chat",
+            (ROMEO, JULIET),
+            CHAT,
+            &two,
+            None,
+            None,
+        ),
+        c("normal-of-the-two", "type normal is one-to-one too.", "normal", (JULIET, ROMEO), CHAT, &two, None, None),
+        c(
+            "chat-member-spellings",
+            "Members are compared normalized.",
+            "chat",
+            ("romeo@montague.lit/orchard", JULIET),
+            CHAT,
+            &["Romeo@Montague.lit", JULIET],
+            None,
+            None,
+        ),
+        c("note-to-self", "A conversation of one, to oneself.", "chat", (ROMEO, ROMEO), CHAT, &[ROMEO], None, None),
+        c(
+            "chat-sender-not-member",
+            "Someone holding the key seals as a sender who is not in the conversation.",
+            "chat",
+            (MERCUTIO, JULIET),
+            CHAT,
+            &two,
+            None,
+            Some("sender-not-member"),
+        ),
+        c(
+            "chat-under-a-room-key",
+            "A room member seals a one-to-one message with the room's key: a reply under it would reach the room.",
+            "chat",
+            (MERCUTIO, JULIET),
+            ROOM_CONV,
+            &three,
+            None,
+            Some("conversation-mismatch"),
+        ),
+        c(
+            "chat-peer-left",
+            "The conversation has only one of the two parties left.",
+            "chat",
+            (JULIET, ROMEO),
+            CHAT,
+            &[JULIET],
+            None,
+            Some("conversation-mismatch"),
+        ),
+        c(
+            "chat-recipient-not-member",
+            "The recipient is not in the conversation.",
+            "chat",
+            (ROMEO, "nurse@capulet.lit"),
+            CHAT,
+            &two,
+            None,
+            Some("conversation-mismatch"),
+        ),
+        c(
+            "room-unbound",
+            "The first room message that passes binds the room to its conversation.",
+            "groupchat",
+            (ROMEO, ROOM),
+            ROOM_CONV,
+            &three,
+            None,
+            None,
+        ),
+        c(
+            "room-bound",
+            "The room's own conversation.",
+            "groupchat",
+            (MERCUTIO, ROOM),
+            ROOM_CONV,
+            &three,
+            Some(ROOM_CONV),
+            None,
+        ),
+        c(
+            "room-of-two",
+            "A room's conversation may have two members.",
+            "groupchat",
+            (ROMEO, ROOM),
+            CHAT,
+            &two,
+            Some(CHAT),
+            None,
+        ),
+        c(
+            "room-under-another-conversation",
+            "A room message under another conversation than the room's.",
+            "groupchat",
+            (ROMEO, ROOM),
+            CHAT,
+            &two,
+            Some(ROOM_CONV),
+            Some("conversation-mismatch"),
+        ),
+        c(
+            "room-sender-not-member",
+            "The occupant's real JID is not a member; checked before the binding.",
+            "groupchat",
+            ("tybalt@capulet.lit", ROOM),
+            CHAT,
+            &two,
+            Some(ROOM_CONV),
+            Some("sender-not-member"),
+        ),
+    ]
+}
+
+fn wrapper_checks() -> Vec<WrapperCheck> {
+    const EL: &str =
+        "<encrypted xmlns='jabber:encrypted' objectid='Yq3hV8dK2mTzR0pLxW7bNg.c9Fh2LqP0sVxB4mKzT1aRw'>AQID</encrypted>";
+    let original = format!(
+        "<message xmlns='jabber:client' from='juliet@capulet.lit/balcony' to='romeo@montague.lit' type='chat'>{EL}</message>"
+    );
+    let carbon = |from: &str| {
+        format!(
+            "<message xmlns='jabber:client' from='{from}' to='juliet@capulet.lit/phone' type='chat'><sent \
+             xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'>{original}</forwarded></sent></message>"
+        )
+    };
+    let mam = |from: Option<&str>, forwarded: &str| {
+        let from = from.map(|f| format!(" from='{f}'")).unwrap_or_default();
+        format!(
+            "<message xmlns='jabber:client'{from} to='romeo@montague.lit/tablet'><result xmlns='urn:xmpp:mam:2' \
+             queryid='q1' id='28482-98726-73623'><forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' \
+             stamp='2025-01-31T09:30:00Z'/>{forwarded}</forwarded></result></message>"
+        )
+    };
+    let room_message = format!(
+        "<message xmlns='jabber:client' from='{ROOM}/Juliet' type='groupchat'>{EL}<x \
+         xmlns='http://jabber.org/protocol/muc#user'><item jid='juliet@capulet.lit/balcony'/></x></message>"
+    );
+    let w = |name: &str,
+             comment: &str,
+             stanza: String,
+             own_jid: &str,
+             query: Option<(&str, Option<&str>)>,
+             outcome: Result<(&str, &str), &str>| WrapperCheck {
+        name: name.into(),
+        comment: comment.into(),
+        stanza,
+        own_jid: own_jid.into(),
+        queryid: query.map(|(q, _)| q.to_owned()),
+        archive: query.and_then(|(_, a)| a.map(str::to_owned)),
+        sender: outcome.ok().map(|(s, _)| s.to_owned()),
+        recipient: outcome.ok().map(|(_, r)| r.to_owned()),
+        error: outcome.err().map(str::to_owned),
+    };
+    let juliet_to_romeo = Ok((JULIET, ROMEO));
+    vec![
+        w("direct", "A message received directly.", original.clone(), ROMEO, None, juliet_to_romeo),
+        w(
+            "carbon-from-own-account",
+            "A carbon from the account's bare JID: the original's from and to.",
+            carbon(JULIET),
+            "juliet@capulet.lit/phone",
+            None,
+            juliet_to_romeo,
+        ),
+        w(
+            "carbon-from-another-account",
+            "A carbon from anyone else is forged.",
+            carbon("tybalt@capulet.lit"),
+            JULIET,
+            None,
+            Err("untrusted-wrapper"),
+        ),
+        w(
+            "carbon-from-a-full-jid",
+            "A carbon from a full JID of the account is a client's, not the server's: refused.",
+            carbon("juliet@capulet.lit/laptop"),
+            JULIET,
+            None,
+            Err("untrusted-wrapper"),
+        ),
+        w(
+            "archive-result-without-from",
+            "A result of the account's own archive may come without from.",
+            mam(None, &original),
+            ROMEO,
+            Some(("q1", None)),
+            juliet_to_romeo,
+        ),
+        w(
+            "archive-result-from-own-account",
+            "A result of the account's own archive from its bare JID.",
+            mam(Some(ROMEO), &original),
+            "romeo@montague.lit/tablet",
+            Some(("q1", None)),
+            juliet_to_romeo,
+        ),
+        w(
+            "archive-result-from-a-foreign-account",
+            "A result from another account than the one queried: forged.",
+            mam(Some("tybalt@capulet.lit"), &original),
+            ROMEO,
+            Some(("q1", None)),
+            Err("untrusted-wrapper"),
+        ),
+        w(
+            "archive-result-for-another-query",
+            "A result whose queryid is not the query's.",
+            mam(Some(ROMEO), &original),
+            ROMEO,
+            Some(("q2", None)),
+            Err("untrusted-wrapper"),
+        ),
+        w(
+            "room-archive-result",
+            "A result of the room's archive, from the room queried: the occupant's real JID and the room.",
+            mam(Some(ROOM), &room_message),
+            ROMEO,
+            Some(("q1", Some(ROOM))),
+            Ok((JULIET, ROOM)),
+        ),
+        w(
+            "room-archive-result-from-the-account",
+            "A result claiming to be of the room's archive but from the account: not where the query went.",
+            mam(None, &room_message),
+            ROMEO,
+            Some(("q1", Some(ROOM))),
+            Err("untrusted-wrapper"),
+        ),
+    ]
+}
+
+fn url_path_segments() -> Vec<PathSegment> {
+    let p =
+        |input: &str, segment: Option<&str>| PathSegment { input: input.into(), segment: segment.map(str::to_owned) };
+    vec![
+        p(OID_A, Some(OID_A)),
+        p("a+b", Some("a%2Bb")),
+        p("a/b", Some("a%2Fb")),
+        p("a?b#c", Some("a%3Fb%23c")),
+        p("100%", Some("100%25")),
+        p("%2e%2e", Some("%252e%252e")),
+        p("...", Some("...")),
+        p("~-._", Some("~-._")),
+        p("juliet@capulet.lit", Some("juliet%40capulet.lit")),
+        p("r\u{e9}n\u{e9}@xn--caf-dma.example", Some("r%C3%A9n%C3%A9%40xn--caf-dma.example")),
+        p(".", None),
+        p("..", None),
+        p("", None),
+    ]
 }
 
 fn render(v: &Vectors) -> String {

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keysrv::cli::{MessageTypeArg, OpenArgs, SealArgs};
 use keysrv_client::stanza::{self, MessageType, ReceivedMessage};
 use keysrv_client::wire::{self, WireError};
-use keysrv_client::{Content, FileRef};
+use keysrv_client::{ChatKind, Content, FileRef};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -127,14 +127,17 @@ pub async fn seal(ctx: &Ctx, args: SealArgs) -> Result<Output, Failure> {
             sha256: None,
         });
     }
-    let key = session.client.current_key(&args.conversation).await?;
-    let element = key.seal(&from, &args.to, &content)?;
-    let id = args.id.clone().unwrap_or_else(random_id);
     let message_type = match args.message_type {
         MessageTypeArg::Chat => MessageType::Chat,
         MessageTypeArg::Groupchat => MessageType::GroupChat,
         MessageTypeArg::Normal => MessageType::Normal,
     };
+    // The receiver refuses a one-to-one message under a conversation that is
+    // not exactly its two parties (PROTOCOL 5, rule 12); refuse to write one.
+    session.client.check_conversation(&args.conversation, ChatKind::from(message_type), &from, &args.to).await?;
+    let key = session.client.current_key(&args.conversation).await?;
+    let element = key.seal(&from, &args.to, &content)?;
+    let id = args.id.clone().unwrap_or_else(random_id);
     let xml = stanza::message_stanza(&args.to, message_type, &id, &element)?;
     let json = json!({
         "stanza": xml,
@@ -177,7 +180,7 @@ pub async fn open(ctx: &Ctx, args: OpenArgs) -> Result<Output, Failure> {
     let session = ctx.session()?;
     if let Some(me) = &session.username {
         message.check_carbon(me).map_err(|e| match e {
-            WireError::MissingContext(m) => Failure::new(EXIT_INTEGRITY, "forged-carbon", m),
+            WireError::UntrustedWrapper(m) => Failure::new(EXIT_INTEGRITY, "forged-carbon", m),
             other => Failure::new(EXIT_USAGE, other.kind(), other.to_string()),
         })?;
     }

@@ -93,9 +93,14 @@ fn message_chain(e: &dyn std::error::Error) -> String {
 fn wire_failure(e: &WireError) -> (u8, &'static str) {
     let kind = e.kind();
     let code = match kind {
-        "decrypt" | "envelope-mismatch" | "objectid-mismatch" | "unsupported-version" | "invalid-envelope" => {
-            EXIT_INTEGRITY
-        }
+        "decrypt"
+        | "envelope-mismatch"
+        | "objectid-mismatch"
+        | "unsupported-version"
+        | "invalid-envelope"
+        | "sender-not-member"
+        | "conversation-mismatch"
+        | "untrusted-wrapper" => EXIT_INTEGRITY,
         "key-exhausted" | "random" => EXIT_OTHER,
         _ => EXIT_USAGE,
     };

@@ -316,10 +316,14 @@ fn create_seal_open_round_trip() {
     assert_eq!(romeo.run(&["member", "remove", &id, ROMEO]).code, 6);
     let v = romeo.run(&["--json", "member", "add", &id, "Mercutio@Montague.LIT", "--role", "admin"]).ok().json();
     assert_eq!((field(&v, "jid"), field(&v, "role")), (MERCUTIO, "admin"));
-    assert_eq!(
-        field(&mercutio.run_stdin(&["open", "--json", "--from", ROMEO], &stanza).ok().json(), "body"),
-        "But, soft! what light"
-    );
+    // Mercutio reads the key now, but a one-to-one message under a
+    // conversation of three is refused (PROTOCOL 5, rule 12): 7.
+    assert_eq!(field(&mercutio.run(&["--json", "key", "get", &first]).ok().json(), "objectid"), first);
+    let out = mercutio.run_stdin(&["open", "--json", "--from", ROMEO], &stanza);
+    assert_eq!((out.code, out.error_json()["error"]["kind"].as_str()), (7, Some("conversation-mismatch")), "{out:?}");
+    // Nor does `seal` write one.
+    let out = romeo.run(&["--json", "seal", "--conversation", &id, "--to", JULIET, "Not for Mercutio"]);
+    assert_eq!((out.code, out.error_json()["error"]["kind"].as_str()), (7, Some("conversation-mismatch")), "{out:?}");
     let v = romeo.run(&["--json", "member", "remove", &id, MERCUTIO]).ok().json();
     assert_ne!(field(&v, "current_objectid"), second);
     assert_eq!(mercutio.run_stdin(&["open", "--from", ROMEO], &stanza).code, 3);
