@@ -13,6 +13,8 @@ use crate::ports::{BackendError, ConversationStore, FileStore, KeyWrapper};
 /// The ports a backend provides, and the embedded file server's store.
 struct Backends {
     store: Arc<dyn ConversationStore>,
+    /// Shared counters for quotas; `None`: counted in this process.
+    quotas: Option<Arc<dyn crate::ports::Quotas>>,
     wrapper: Arc<dyn KeyWrapper>,
     files: Arc<dyn FileStore>,
     #[cfg(feature = "embedded")]
@@ -59,7 +61,10 @@ impl App {
             Backend::Embedded { data_dir } => embedded(data_dir, config.public_url.clone(), &config.limits)?,
             Backend::Aws(settings) => aws::<S3>(settings).await?,
         };
-        let keys = KeyService::new(backends.store, backends.wrapper, backends.files, config.limits.clone());
+        let mut keys = KeyService::new(backends.store, backends.wrapper, backends.files, config.limits.clone());
+        if let Some(quotas) = backends.quotas {
+            keys = keys.with_quotas(quotas);
+        }
         Ok(Self {
             config,
             keys,
@@ -91,7 +96,7 @@ fn embedded(
         public_url,
         limits.max_upload_bytes_in_flight,
     )?);
-    Ok(Backends { store: Arc::new(store), wrapper, files: files.clone(), local_files: Some(files) })
+    Ok(Backends { store: Arc::new(store), quotas: None, wrapper, files: files.clone(), local_files: Some(files) })
 }
 
 #[cfg(not(feature = "embedded"))]
@@ -126,7 +131,10 @@ async fn aws<const S3: bool>(settings: &crate::config::AwsSettings) -> Result<Ba
         )
         .load()
         .await;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), settings.table.clone());
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let store = DynamoStore::new(dynamodb.clone(), settings.table.clone());
+    // Lambda runs many containers: quotas are counted in the table.
+    let quotas = Arc::new(DynamoStore::new(dynamodb, settings.table.clone()));
     let wrapper: Arc<dyn KeyWrapper> = match &settings.wrapping {
         Wrapping::Kms { key_id } => Arc::new(KmsWrapper::new(
             aws_sdk_kms::Client::new(&sdk),
@@ -145,6 +153,7 @@ async fn aws<const S3: bool>(settings: &crate::config::AwsSettings) -> Result<Ba
     };
     Ok(Backends {
         store: Arc::new(store),
+        quotas: Some(quotas),
         wrapper,
         files,
         #[cfg(feature = "embedded")]

@@ -90,6 +90,22 @@ fn number<T: std::str::FromStr + PartialOrd + Default>(name: &'static str, defau
     }
 }
 
+/// `create=30,rotate=120,members=120,files=60`: per caller and window; 0
+/// turns one off. Operations not named keep their defaults.
+fn parse_quotas(spec: &str, quotas: &mut crate::domain::QuotaLimits) -> Result<(), ConfigError> {
+    use crate::ports::Metered;
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, value) = part.split_once('=').ok_or_else(|| bad("KEYSRV_QUOTAS", format!("{part:?}: expected name=number")))?;
+        let op = Metered::ALL
+            .into_iter()
+            .find(|m| m.name() == name.trim())
+            .ok_or_else(|| bad("KEYSRV_QUOTAS", format!("{name:?}: expected create, rotate, members or files")))?;
+        let limit = value.trim().parse().map_err(|_| bad("KEYSRV_QUOTAS", format!("{value:?} is not a number")))?;
+        quotas.set(op, limit);
+    }
+    Ok(())
+}
+
 impl Config {
     /// Everything from the environment, the backend from `KEYSRV_BACKEND`.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -119,6 +135,13 @@ impl Config {
             return Err(bad("KEYSRV_UPLOAD_GRACE_SECS", "must be between 1 and 21600"));
         }
         c.limits.upload_grace = Duration::from_secs(grace);
+        c.limits.quotas.window = Duration::from_secs(number("KEYSRV_QUOTA_WINDOW_SECS", 60)?);
+        if c.limits.quotas.window.is_zero() {
+            return Err(bad("KEYSRV_QUOTA_WINDOW_SECS", "must be at least 1"));
+        }
+        if let Some(spec) = var("KEYSRV_QUOTAS") {
+            parse_quotas(&spec, &mut c.limits.quotas)?;
+        }
         c.limits.max_upload_bytes_in_flight =
             number("KEYSRV_UPLOAD_INFLIGHT_MAX_BYTES", c.limits.max_upload_bytes_in_flight)?;
         if c.limits.max_upload_bytes_in_flight < c.limits.max_file_bytes {

@@ -154,6 +154,45 @@ pub trait ConversationStore: Send + Sync {
     async fn warm_up(&self) {}
 }
 
+/// An operation that writes or costs a KMS call, counted per caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Metered {
+    CreateConversation,
+    Rotate,
+    MembershipChange,
+    FileRegistration,
+}
+
+impl Metered {
+    pub const ALL: [Metered; 4] =
+        [Metered::CreateConversation, Metered::Rotate, Metered::MembershipChange, Metered::FileRegistration];
+
+    /// The name in configuration (`KEYSRV_QUOTAS`) and in problems.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metered::CreateConversation => "create",
+            Metered::Rotate => "rotate",
+            Metered::MembershipChange => "members",
+            Metered::FileRegistration => "files",
+        }
+    }
+}
+
+/// Per-caller counters of metered operations, in fixed windows.
+#[async_trait]
+pub trait Quotas: Send + Sync {
+    /// Counts one `op` by `caller` in the window that holds now, if fewer
+    /// than `limit` were counted there already. `None`: counted; `Some(s)`:
+    /// refused, the window ends in `s` seconds.
+    async fn take(
+        &self,
+        caller: &BareJid,
+        op: Metered,
+        limit: u32,
+        window: Duration,
+    ) -> Result<Option<u32>, BackendError>;
+}
+
 /// What a wrapped key is bound to: unwrapping under any other context fails.
 #[derive(Clone, Copy, Debug)]
 pub struct KeyContext<'a> {

@@ -65,8 +65,14 @@ fn keysrv_command() -> Command {
             cmd.env_remove(k);
         }
     }
+    // Per-caller quotas are a test of their own (tests/…/quotas.rs); these
+    // tests create and rotate faster than a person would.
+    cmd.env("KEYSRV_QUOTAS", UNLIMITED_QUOTAS);
     cmd
 }
+
+/// Every per-caller quota off.
+pub const UNLIMITED_QUOTAS: &str = "create=0,rotate=0,members=0,files=0";
 
 pub struct Server {
     pub url: String,
@@ -231,19 +237,31 @@ impl Canned {
         let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let log = requests.clone();
         let own = url.clone();
+        // Each connection is served on its own: a client may open a second
+        // one while the first is still going back to its pool.
+        let responses = std::sync::Arc::new(std::sync::Mutex::new(responses.into_iter()));
         tokio::spawn(async move {
-            let mut responses = responses.into_iter();
             while let Ok((mut conn, _)) = listener.accept().await {
-                let mut buf = Vec::new();
-                while let Some(req) = read_request(&mut conn, &mut buf).await {
-                    log.lock().unwrap().push(req);
-                    let Some((status, headers, body)) = responses.next() else { return };
-                    let body = body.replace("{url}", &own);
-                    let resp = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n{headers}\r\n{body}", body.len());
-                    if conn.write_all(resp.as_bytes()).await.is_err() {
-                        break;
+                let (log, responses, own) = (log.clone(), responses.clone(), own.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    while let Some(req) = read_request(&mut conn, &mut buf).await {
+                        // The request is logged and its response taken under
+                        // one lock, so both keep the order of arrival.
+                        let next = {
+                            let mut log = log.lock().unwrap();
+                            log.push(req);
+                            responses.lock().unwrap().next()
+                        };
+                        let Some((status, headers, body)) = next else { return };
+                        let body = body.replace("{url}", &own);
+                        let resp =
+                            format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n{headers}\r\n{body}", body.len());
+                        if conn.write_all(resp.as_bytes()).await.is_err() {
+                            break;
+                        }
                     }
-                }
+                });
             }
         });
         Self { url, requests }

@@ -588,6 +588,41 @@ impl DynamoStore {
     }
 }
 
+/// Quotas in the same table: one item per caller, operation and window
+/// (`Q#<caller>` / `Q#<operation>#<window start>`), counted with one
+/// conditional `UpdateItem` and expired by TTL. Only operations that write
+/// pay this round trip; key fetches never do.
+#[async_trait]
+impl crate::ports::Quotas for DynamoStore {
+    async fn take(
+        &self,
+        caller: &BareJid,
+        op: crate::ports::Metered,
+        limit: u32,
+        window: Duration,
+    ) -> Result<Option<u32>, BackendError> {
+        let (start, left) = super::memory_quotas::window_of(Timestamp::now(), window);
+        let counted = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("Q#{caller}"), format!("Q#{}#{start}", op.name()))))
+            .update_expression("ADD n :one SET #ttl = :ttl")
+            .condition_expression("attribute_not_exists(n) OR n < :limit")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(limit))
+            .expression_attribute_values(":ttl", n(start + window.as_secs() as i64 + 60))
+            .send()
+            .await;
+        match counted {
+            Ok(_) => Ok(None),
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => Ok(Some(left)),
+            Err(e) => Err(classify("dynamodb:UpdateItem", e)),
+        }
+    }
+}
+
 #[async_trait]
 impl ConversationStore for DynamoStore {
     async fn create(&self, new: NewConversation) -> Result<WriteOutcome, BackendError> {

@@ -25,6 +25,7 @@ pub mod local_files;
 pub mod local_key_file;
 mod master_key;
 pub mod memory;
+pub mod memory_quotas;
 #[cfg(feature = "aws")]
 pub mod s3;
 #[cfg(feature = "aws")]

@@ -135,7 +135,8 @@ mod tests {
         use NotAllowed::*;
         use Role::{Admin as A, Member as M, Owner as O};
         // (actor, target (None: not a member yet), requested role) -> outcome.
-        let cases: &[(Role, Option<Role>, Role, Result<(), &str>)] = &[
+        type Case = (Role, Option<Role>, Role, Result<(), &'static str>);
+        let cases: &[Case] = &[
             (O, None, M, Ok(())),
             (O, None, A, Ok(())),
             (O, Some(M), A, Ok(())),

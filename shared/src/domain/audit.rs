@@ -10,6 +10,8 @@ pub enum Outcome {
     Released,
     Denied,
     Applied,
+    /// Refused: the caller's quota for the operation is used up.
+    Limited,
 }
 
 impl Outcome {
@@ -18,6 +20,7 @@ impl Outcome {
             Outcome::Released => "released",
             Outcome::Denied => "denied",
             Outcome::Applied => "applied",
+            Outcome::Limited => "limited",
         }
     }
 }

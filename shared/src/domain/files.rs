@@ -30,6 +30,7 @@ impl KeyService {
             audit::file_event("upload_grant", caller, id.as_str(), "", Outcome::Denied);
             return Err(Error::NotFound);
         };
+        self.meter(caller, crate::ports::Metered::FileRegistration).await?;
         let file = StoredFile {
             file_id: FileId::generate(&id)?,
             conversation_id: id.clone(),

@@ -8,7 +8,7 @@ pub mod model;
 pub mod service;
 
 pub use files::SweepReport;
-pub use service::{KeyService, Limits};
+pub use service::{KeyService, Limits, QuotaLimits};
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -12,8 +12,8 @@ use crate::bare_jid::BareJid;
 use crate::error::{Conflict, Error, Invalid, Result};
 use crate::ids::{ConversationId, ObjectId};
 use crate::ports::{
-    BackendError, ConversationStore, ConversationUpdate, FileStore, KeyContext, KeyWrapper, NewConversation,
-    WriteOutcome,
+    BackendError, ConversationStore, ConversationUpdate, FileStore, KeyContext, KeyWrapper, Metered, NewConversation,
+    Quotas, WriteOutcome,
 };
 use crate::timestamp::Timestamp;
 
@@ -37,6 +37,8 @@ pub struct Limits {
     pub max_file_bytes: u64,
     /// How long upload and download URLs stay valid.
     pub file_url_ttl: Duration,
+    /// Per-caller quotas of the operations that write or cost KMS calls.
+    pub quotas: QuotaLimits,
     /// How long an upload started just before its URL expired may still run
     /// (the embedded file server cuts it off then; on S3 it decides how long
     /// a deleted file's key stays blocked by a tombstone).
@@ -55,7 +57,53 @@ impl Default for Limits {
             max_file_bytes: 100 * 1024 * 1024,
             file_url_ttl: Duration::from_secs(300),
             upload_grace: Duration::from_secs(30 * 60),
+            quotas: QuotaLimits::default(),
             max_upload_bytes_in_flight: 1024 * 1024 * 1024,
+        }
+    }
+}
+
+/// How many of each metered operation one caller may do per window (0: no
+/// limit). API Gateway's throttling is per route, shared by all callers;
+/// this is per caller, so one caller cannot spend everyone's capacity and
+/// KMS budget.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuotaLimits {
+    pub window: Duration,
+    pub create_conversation: u32,
+    pub rotate: u32,
+    pub membership_change: u32,
+    pub file_registration: u32,
+}
+
+impl Default for QuotaLimits {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(60),
+            create_conversation: 30,
+            rotate: 120,
+            membership_change: 120,
+            file_registration: 60,
+        }
+    }
+}
+
+impl QuotaLimits {
+    pub fn limit(&self, op: Metered) -> u32 {
+        match op {
+            Metered::CreateConversation => self.create_conversation,
+            Metered::Rotate => self.rotate,
+            Metered::MembershipChange => self.membership_change,
+            Metered::FileRegistration => self.file_registration,
+        }
+    }
+
+    pub fn set(&mut self, op: Metered, limit: u32) {
+        match op {
+            Metered::CreateConversation => self.create_conversation = limit,
+            Metered::Rotate => self.rotate = limit,
+            Metered::MembershipChange => self.membership_change = limit,
+            Metered::FileRegistration => self.file_registration = limit,
         }
     }
 }
@@ -76,17 +124,42 @@ pub struct KeyService {
     pub(super) store: Arc<dyn ConversationStore>,
     wrapper: Arc<dyn KeyWrapper>,
     pub(super) files: Arc<dyn FileStore>,
+    quotas: Arc<dyn Quotas>,
     pub(super) limits: Limits,
 }
 
 impl KeyService {
+    /// A service with quotas counted in this process (`with_quotas` for a
+    /// shared counter, as several Lambda containers need).
     pub fn new(
         store: Arc<dyn ConversationStore>,
         wrapper: Arc<dyn KeyWrapper>,
         files: Arc<dyn FileStore>,
         limits: Limits,
     ) -> Self {
-        Self { store, wrapper, files, limits }
+        Self { store, wrapper, files, quotas: Arc::new(crate::adapters::memory_quotas::MemoryQuotas::new()), limits }
+    }
+
+    pub fn with_quotas(mut self, quotas: Arc<dyn Quotas>) -> Self {
+        self.quotas = quotas;
+        self
+    }
+
+    /// Counts one metered operation of `caller`; 429 once its quota for the
+    /// current window is used up. Called after the caller is authorized and
+    /// before any KMS call or write.
+    pub(super) async fn meter(&self, caller: &BareJid, op: Metered) -> Result<()> {
+        let limit = self.limits.quotas.limit(op);
+        if limit == 0 {
+            return Ok(());
+        }
+        match self.quotas.take(caller, op, limit, self.limits.quotas.window).await? {
+            None => Ok(()),
+            Some(retry_after_secs) => {
+                audit::change_event(op.name(), caller, "", None, Outcome::Limited);
+                Err(Error::RateLimited { operation: op.name(), retry_after_secs })
+            }
+        }
     }
 
     pub fn limits(&self) -> &Limits {
@@ -117,6 +190,7 @@ impl KeyService {
         if let Some(replayed) = self.replay(caller, idempotency_key, &fingerprint).await? {
             return Ok(replayed);
         }
+        self.meter(caller, Metered::CreateConversation).await?;
 
         let id = ConversationId::generate()?;
         let objectid = ObjectId::generate(&id)?;
@@ -226,6 +300,9 @@ impl KeyService {
                 back_off(attempt).await;
             }
             let (conversation, _actor) = self.load_member("rotate_key", caller, &id).await?;
+            if attempt == 0 {
+                self.meter(caller, Metered::Rotate).await?;
+            }
             let key = self.pending_key(&mut pending, &id).await?;
             let now = Timestamp::now();
             let seq = conversation.seq + 1;
@@ -278,6 +355,9 @@ impl KeyService {
             )?;
             let now = Timestamp::now();
             let seq = conversation.seq + 1;
+            if attempt == 0 && existing.as_ref().is_none_or(|m| m.role != role) {
+                self.meter(caller, Metered::MembershipChange).await?;
+            }
             let (member, member_count, new_key) = match existing {
                 Some(m) if m.role == role => return Ok(m),
                 Some(m) => (Member { role, ..m }, conversation.member_count, None),
@@ -331,6 +411,9 @@ impl KeyService {
                 return Err(Error::NotFound);
             };
             self.authorize("remove_member", caller, &id, target, access::check_remove_member(&actor, &existing))?;
+            if attempt == 0 {
+                self.meter(caller, Metered::MembershipChange).await?;
+            }
             let key = self.pending_key(&mut pending, &id).await?;
             let seq = conversation.seq + 1;
             let update = ConversationUpdate {

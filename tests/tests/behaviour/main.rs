@@ -15,5 +15,6 @@ mod harness;
 mod iam_parity;
 mod idempotency;
 mod problems;
+mod quotas;
 mod races;
 mod secrets;
