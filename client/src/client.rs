@@ -1032,6 +1032,7 @@ fn not_found_locally(what: &str) -> Problem {
         title: "Not Found".into(),
         status: 404,
         detail: format!("{shown:?} cannot name anything keysrv issues (not requested)"),
+        ..Problem::default()
     }
 }
 
@@ -1043,5 +1044,6 @@ fn batch_missing() -> Problem {
         title: "Not Found".into(),
         status: 404,
         detail: "the key is unknown or not readable by you (from a batch answer)".into(),
+        ..Problem::default()
     }
 }

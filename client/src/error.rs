@@ -11,6 +11,7 @@ use time::format_description::well_known::Rfc2822;
 use crate::wire::WireError;
 
 /// An RFC 9457 problem details object, as keysrv answers every error.
+/// Branch on [`Problem::name`] (the stable problem type), never on `detail`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct Problem {
     /// A URN naming the problem type, e.g. `urn:keysrv:problem:not-found`
@@ -21,11 +22,39 @@ pub struct Problem {
     pub title: String,
     #[serde(default)]
     pub status: u16,
+    /// For people; may change between versions.
     #[serde(default)]
     pub detail: String,
+    /// `rate-limited`, `contended`, `busy`, `unavailable`: seconds to wait.
+    #[serde(default)]
+    pub retry_after: Option<u64>,
+    /// `too-many-members`, `member-limit`.
+    #[serde(default)]
+    pub max_members: Option<u64>,
+    /// `batch-too-large`.
+    #[serde(default)]
+    pub max_batch: Option<u64>,
+    /// `body-too-large`, `file-too-large`, `uploads-too-large`.
+    #[serde(default)]
+    pub max_bytes: Option<u64>,
+    /// `role-required`: `admin` or `owner`.
+    #[serde(default)]
+    pub required_role: Option<String>,
+    /// `rate-limited`: the operation whose quota is used up.
+    #[serde(default)]
+    pub operation: Option<String>,
 }
 
+/// The prefix of keysrv's problem types.
+pub const PROBLEM_PREFIX: &str = "urn:keysrv:problem:";
+
 impl Problem {
+    /// The problem type's name (`not-found`, `member-limit`, …; the table in
+    /// docs/openapi.yaml), or `None` for a response that is not keysrv's.
+    pub fn name(&self) -> Option<&str> {
+        self.kind.strip_prefix(PROBLEM_PREFIX)
+    }
+
     /// Reads a problem document; anything else becomes an `about:blank`
     /// problem with the start of the body as its detail.
     pub(crate) fn from_response(status: StatusCode, body: &[u8]) -> (Self, bool) {
@@ -44,6 +73,7 @@ impl Problem {
                     title: status.canonical_reason().unwrap_or("Error").into(),
                     status: status.as_u16(),
                     detail,
+                    ..Self::default()
                 };
                 (problem, false)
             }
@@ -146,9 +176,55 @@ impl Error {
         matches!(self, Self::RetryLater { .. } | Self::Server(_) | Self::Transport(_))
     }
 
-    /// The error for a non-success response.
+    /// The error for a non-success response: by its problem type, and by
+    /// its status only for a type this version does not know.
     pub(crate) fn from_response(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Self {
         let (problem, is_problem) = Problem::from_response(status, body);
+        let retry = |problem: Problem| {
+            let retry_after = problem.retry_after.map(Duration::from_secs).or_else(|| retry_after(headers));
+            Self::RetryLater { retry_after, problem }
+        };
+        match problem.name() {
+            Some("not-found") => return Self::NotFound(problem),
+            Some("no-route" | "method-not-allowed") => {
+                return Self::Protocol(format!("not a route of keysrv's v1 API (is the base URL right?): {problem}"));
+            }
+            Some("invalid-token" | "not-an-access-token" | "no-caller-claim" | "non-canonical-caller") => {
+                return Self::Unauthorized(problem);
+            }
+            Some("role-required" | "invalid-url" | "url-expired") => return Self::Forbidden(problem),
+            Some(
+                "owner-role-fixed"
+                | "owner-cannot-leave"
+                | "member-limit"
+                | "idempotency-key-reused"
+                | "file-already-uploaded"
+                | "upload-in-progress",
+            ) => return Self::Conflict(problem),
+            Some("rate-limited" | "contended" | "busy" | "unavailable" | "body-timeout") => return retry(problem),
+            Some("internal") => return Self::Server(problem),
+            Some(
+                "invalid-jid"
+                | "body-missing"
+                | "body-not-object"
+                | "invalid-body"
+                | "invalid-idempotency-key"
+                | "too-many-members"
+                | "batch-too-large"
+                | "invalid-role"
+                | "invalid-media-type"
+                | "invalid-path"
+                | "upload-length-required"
+                | "upload-too-long"
+                | "upload-too-short"
+                | "upload-broken"
+                | "upload-deadline"
+                | "body-too-large"
+                | "file-too-large"
+                | "uploads-too-large",
+            ) => return Self::BadRequest(problem),
+            _ => {}
+        }
         match status.as_u16() {
             400 | 413 => Self::BadRequest(problem),
             401 => Self::Unauthorized(problem),
@@ -160,7 +236,7 @@ impl Error {
                 Self::Protocol(format!("404 that is not a keysrv problem document (is the base URL right?): {problem}"))
             }
             409 => Self::Conflict(problem),
-            429 | 502 | 503 | 504 => Self::RetryLater { retry_after: retry_after(headers), problem },
+            429 | 502 | 503 | 504 => retry(problem),
             500..=599 => Self::Server(problem),
             _ => Self::Protocol(format!("unexpected status: {problem}")),
         }
@@ -243,6 +319,32 @@ mod tests {
         assert!(matches!(e(418), Error::Protocol(_)));
         assert!(e(503).is_retryable() && !e(404).is_retryable());
         assert_eq!(e(409).problem().unwrap().kind, "urn:keysrv:problem:x");
+    }
+
+    /// The problem type decides, whatever the status says; an unknown type
+    /// falls back to the status.
+    #[test]
+    fn problem_types_decide() {
+        let h = HeaderMap::new();
+        let e = |status: u16, name: &str, extra: &str| {
+            let body = format!(
+                r#"{{"type":"urn:keysrv:problem:{name}","title":"T","status":{status},"detail":"prose"{extra}}}"#
+            );
+            Error::from_response(StatusCode::from_u16(status).unwrap(), &h, body.as_bytes())
+        };
+        assert!(matches!(e(404, "not-found", ""), Error::NotFound(_)));
+        assert!(matches!(e(404, "no-route", ""), Error::Protocol(_)), "a wrong base URL is not \"no access\"");
+        let limited = e(429, "rate-limited", r#","retry_after":42,"operation":"rotate""#);
+        let Error::RetryLater { retry_after, problem } = &limited else { panic!("{limited:?}") };
+        assert_eq!((*retry_after, problem.operation.as_deref()), (Some(Duration::from_secs(42)), Some("rotate")));
+        let full = e(409, "member-limit", r#","max_members":1024"#);
+        assert!(matches!(&full, Error::Conflict(p) if p.max_members == Some(1024) && p.name() == Some("member-limit")));
+        let role = e(403, "role-required", r#","required_role":"owner""#);
+        assert!(matches!(&role, Error::Forbidden(p) if p.required_role.as_deref() == Some("owner")));
+        assert!(matches!(e(401, "non-canonical-caller", ""), Error::Unauthorized(_)));
+        assert!(matches!(e(408, "upload-deadline", ""), Error::BadRequest(_)));
+        assert!(matches!(e(503, "contended", r#","retry_after":1"#), Error::RetryLater { .. }));
+        assert!(matches!(e(409, "some-future-conflict", ""), Error::Conflict(_)), "unknown types: by status");
     }
 
     #[test]

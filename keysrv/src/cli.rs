@@ -134,8 +134,9 @@ pub struct ServerArgs {
     #[arg(long, env = "KEYSRV_BODY_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub body_timeout_secs: u64,
     /// Seconds between sweeps of stored file bytes that no file row names
-    /// (there is one at start too).
-    #[arg(long, env = "KEYSRV_SWEEP_INTERVAL_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    /// (there is one at start too). 0: never (another process sweeps the
+    /// same storage, as on AWS, where the scheduled function does).
+    #[arg(long, env = "KEYSRV_SWEEP_INTERVAL_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub sweep_interval_secs: u64,
 }
 

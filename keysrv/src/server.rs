@@ -134,7 +134,9 @@ pub async fn run(
         files.set_base_url(format!("http://{local}"));
     }
     let server = Arc::new(server);
-    tokio::spawn(sweep(server.clone(), sweep_interval));
+    if !sweep_interval.is_zero() {
+        tokio::spawn(sweep(server.clone(), sweep_interval));
+    }
     println!("keysrv listening on http://{local}");
     use std::io::Write;
     std::io::stdout().flush()?;

@@ -396,6 +396,10 @@ impl TestServer {
         // Per-caller quotas are a test of their own (behaviour/quotas.rs,
         // which sets them): the other tests write faster than a person.
         cmd.env("KEYSRV_QUOTAS", "create=0,rotate=0,members=0,files=0");
+        // One sweep at start, none after (on AWS every test's server shares
+        // the bucket and the single-threaded emulator); tests of the sweep
+        // set their own interval.
+        cmd.env("KEYSRV_SWEEP_INTERVAL_SECS", "3600");
         // For debugging a failing test: the servers' log filter.
         if let Ok(filter) = std::env::var("KEYSRV_TEST_SERVER_LOG") {
             cmd.env("KEYSRV_LOG", filter);

@@ -53,7 +53,10 @@ impl Failure {
 
     fn report(&self, json: bool, warnings: Vec<String>) {
         if json {
-            let mut error = json!({ "exit_code": self.code, "kind": self.kind, "message": self.message });
+            // keysrv's problem type when it answered with one (stable, for
+            // scripts to branch on); else the kind of local failure.
+            let kind = self.problem.as_ref().and_then(|p| p.name()).unwrap_or(self.kind);
+            let mut error = json!({ "exit_code": self.code, "kind": kind, "message": self.message });
             if let Some(p) = &self.problem {
                 error["status"] = json!(p.status);
                 error["title"] = json!(p.title);

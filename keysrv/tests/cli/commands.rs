@@ -311,9 +311,16 @@ fn create_seal_open_round_trip() {
     assert_ne!(second, first);
     assert_eq!(field(&romeo.run(&["--json", "key", "current", &id]).ok().json(), "objectid"), second);
 
-    // Members: a role a member lacks is 4, a conflict 6.
+    // Members: a role a member lacks is 4, a conflict 6; with --json the
+    // kind is keysrv's problem type, for scripts to branch on.
     assert_eq!(juliet.run(&["member", "add", &id, MERCUTIO]).code, 4);
     assert_eq!(romeo.run(&["member", "remove", &id, ROMEO]).code, 6);
+    let out = juliet.run(&["--json", "member", "add", &id, MERCUTIO]);
+    let e = out.error_json();
+    assert_eq!((out.code, e["error"]["kind"].as_str()), (4, Some("role-required")), "{out:?}");
+    assert_eq!(e["error"]["type"].as_str(), Some("urn:keysrv:problem:role-required"));
+    let out = romeo.run(&["--json", "member", "remove", &id, ROMEO]);
+    assert_eq!((out.code, out.error_json()["error"]["kind"].as_str()), (6, Some("owner-cannot-leave")), "{out:?}");
     let v = romeo.run(&["--json", "member", "add", &id, "Mercutio@Montague.LIT", "--role", "admin"]).ok().json();
     assert_eq!((field(&v, "jid"), field(&v, "role")), (MERCUTIO, "admin"));
     // Mercutio reads the key now, but a one-to-one message under a

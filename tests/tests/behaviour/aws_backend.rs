@@ -184,8 +184,7 @@ impl Rig {
     fn start() -> Self {
         let proxy = FaultProxy::start(&aws::emulator().env.endpoint);
         let s = TestServer::start_with_env(&[("AWS_ENDPOINT_URL", &proxy.url)]);
-        // The direct server sweeps unregistered bytes every second.
-        let direct = TestServer::start_with_env(&[("KEYSRV_SWEEP_INTERVAL_SECS", "1")]);
+        let direct = TestServer::start();
         Self { proxy, s, direct }
     }
 
@@ -613,9 +612,10 @@ async fn stored_file(s: &TestServer, token: &str, cid: &str, bytes: &[u8]) -> (S
     (r.body["file_id"].as_str().expect("file_id").to_owned(), storage_key.to_owned())
 }
 
-/// Waits (up to 10 s) for the server's periodic sweep to remove the bytes
-/// stored under `key`.
-async fn swept(s: &TestServer, key: &str) -> bool {
+/// Restarts the server (it sweeps unregistered bytes at start) and waits
+/// (up to 10 s) for the bytes stored under `key` to be gone.
+async fn swept(s: &mut TestServer, key: &str) -> bool {
+    s.restart();
     for _ in 0..100 {
         if !s.file_stored(key) {
             return true;
@@ -630,7 +630,7 @@ async fn aws_faults_deleting_file_bytes() {
     if !aws_only("aws_faults_deleting_file_bytes") {
         return;
     }
-    let rig = Rig::start();
+    let mut rig = Rig::start();
     let owner = rig.s.token(*OWNER);
     let mut m = Matrix::default();
     // A file registered an hour ago has no live upload URL: its object is
@@ -654,7 +654,7 @@ async fn aws_faults_deleting_file_bytes() {
             if retry.status != 404 {
                 complaints.push(format!("the retry of a deletion whose row is gone: {}", retry.status));
             }
-            if !swept(&rig.direct, &key).await {
+            if !swept(&mut rig.direct, &key).await {
                 complaints.push("the sweep did not remove the bytes whose row is gone".into());
             }
             m.record("delete_file", target, fault, &r, complaints);
