@@ -25,6 +25,15 @@ pub struct Problem {
     /// For people; may change between versions.
     #[serde(default)]
     pub detail: String,
+    /// The extension members a program acts on (boxed: every error carries
+    /// a problem, and most have none).
+    #[serde(flatten, default)]
+    pub ext: Box<ProblemExt>,
+}
+
+/// The extension members of keysrv's problems (docs/openapi.yaml).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct ProblemExt {
     /// `rate-limited`, `contended`, `busy`, `unavailable`: seconds to wait.
     #[serde(default)]
     pub retry_after: Option<u64>,
@@ -181,7 +190,7 @@ impl Error {
     pub(crate) fn from_response(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Self {
         let (problem, is_problem) = Problem::from_response(status, body);
         let retry = |problem: Problem| {
-            let retry_after = problem.retry_after.map(Duration::from_secs).or_else(|| retry_after(headers));
+            let retry_after = problem.ext.retry_after.map(Duration::from_secs).or_else(|| retry_after(headers));
             Self::RetryLater { retry_after, problem }
         };
         match problem.name() {
@@ -336,11 +345,13 @@ mod tests {
         assert!(matches!(e(404, "no-route", ""), Error::Protocol(_)), "a wrong base URL is not \"no access\"");
         let limited = e(429, "rate-limited", r#","retry_after":42,"operation":"rotate""#);
         let Error::RetryLater { retry_after, problem } = &limited else { panic!("{limited:?}") };
-        assert_eq!((*retry_after, problem.operation.as_deref()), (Some(Duration::from_secs(42)), Some("rotate")));
+        assert_eq!((*retry_after, problem.ext.operation.as_deref()), (Some(Duration::from_secs(42)), Some("rotate")));
         let full = e(409, "member-limit", r#","max_members":1024"#);
-        assert!(matches!(&full, Error::Conflict(p) if p.max_members == Some(1024) && p.name() == Some("member-limit")));
+        assert!(
+            matches!(&full, Error::Conflict(p) if p.ext.max_members == Some(1024) && p.name() == Some("member-limit"))
+        );
         let role = e(403, "role-required", r#","required_role":"owner""#);
-        assert!(matches!(&role, Error::Forbidden(p) if p.required_role.as_deref() == Some("owner")));
+        assert!(matches!(&role, Error::Forbidden(p) if p.ext.required_role.as_deref() == Some("owner")));
         assert!(matches!(e(401, "non-canonical-caller", ""), Error::Unauthorized(_)));
         assert!(matches!(e(408, "upload-deadline", ""), Error::BadRequest(_)));
         assert!(matches!(e(503, "contended", r#","retry_after":1"#), Error::RetryLater { .. }));

@@ -60,7 +60,7 @@ pub use client::{
     StaticToken, TokenProvider, path_segment,
 };
 pub use envelope::{Content, Envelope, FileRef};
-pub use error::{Error, Problem};
+pub use error::{Error, PROBLEM_PREFIX, Problem, ProblemExt};
 pub use files::{FileDownload, FileUpload, TransferRequest};
 pub use key::{CURRENT_KEY_MAX_AGE, Key, KeyObject, MAX_MESSAGES_PER_KEY, OutgoingKey, RotationPolicy};
 #[doc(hidden)]

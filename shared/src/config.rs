@@ -95,7 +95,8 @@ fn number<T: std::str::FromStr + PartialOrd + Default>(name: &'static str, defau
 fn parse_quotas(spec: &str, quotas: &mut crate::domain::QuotaLimits) -> Result<(), ConfigError> {
     use crate::ports::Metered;
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (name, value) = part.split_once('=').ok_or_else(|| bad("KEYSRV_QUOTAS", format!("{part:?}: expected name=number")))?;
+        let (name, value) =
+            part.split_once('=').ok_or_else(|| bad("KEYSRV_QUOTAS", format!("{part:?}: expected name=number")))?;
         let op = Metered::ALL
             .into_iter()
             .find(|m| m.name() == name.trim())
