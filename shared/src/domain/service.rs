@@ -114,9 +114,15 @@ const MAX_ATTEMPTS: usize = 16;
 /// Waits a random few milliseconds, growing with the attempt, so writers
 /// that lost a race do not collide again in lockstep.
 async fn back_off(attempt: usize) {
-    let cap_ms = 1u64 << attempt.min(6);
     let jitter = crate::ids::random_bytes::<2>().map(u16::from_le_bytes).unwrap_or(0);
-    tokio::time::sleep(std::time::Duration::from_micros(u64::from(jitter) * cap_ms * 1000 / 65_536)).await;
+    tokio::time::sleep(back_off_delay(attempt, jitter)).await;
+}
+
+/// The wait before retry `attempt`: `jitter / 65536` of a cap that doubles
+/// per attempt from 2 ms up to 64 ms.
+pub(crate) fn back_off_delay(attempt: usize, jitter: u16) -> Duration {
+    let cap_ms = 1u64 << attempt.min(6);
+    Duration::from_micros(u64::from(jitter) * cap_ms * 1000 / 65_536)
 }
 
 /// The use cases of conversations, keys and (in `files.rs`) files.

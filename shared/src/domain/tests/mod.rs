@@ -3,6 +3,7 @@
 //! are checked against on every store, and concurrent runs with invariants.
 
 mod concurrency;
+mod details;
 pub(crate) mod fixture;
 mod interleavings;
 pub(crate) mod model;
