@@ -17,7 +17,10 @@ use crate::timestamp::Timestamp;
 
 /// A tracing subscriber that keeps every event's fields, as text.
 #[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<Vec<(String, String)>>>>);
+struct Recorder(Arc<Mutex<Vec<Event>>>);
+
+/// One event's fields, by name, as text.
+type Event = Vec<(String, String)>;
 
 struct Fields(Vec<(String, String)>);
 
