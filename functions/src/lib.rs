@@ -40,9 +40,27 @@ async fn serve(route: Route, app: App) -> Result<(), lambda_http::Error> {
     app.keys.warm_up().await;
     lambda_http::run(service_fn(move |event: Request| {
         let app = Arc::clone(&app);
-        async move { Ok::<_, std::convert::Infallible>(handle(&app, route, event).await) }
+        async move {
+            let response = handle(&app, route, event).await;
+            // CloudWatch reads the metrics from this log line (EMF): no
+            // PutMetricData call.
+            println!("{}", emf_line(route.name()));
+            Ok::<_, std::convert::Infallible>(response)
+        }
     }))
     .await
+}
+
+/// The counters since the previous call, as one CloudWatch Embedded Metric
+/// Format line with the function as its dimension.
+pub fn emf_line(function: &str) -> String {
+    use keysrv_shared::metrics::{METRICS, Snapshot};
+    static LAST: std::sync::Mutex<Option<Snapshot>> = std::sync::Mutex::new(None);
+    let now = METRICS.snapshot();
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    let delta = now.since(last.as_ref().unwrap_or(&Snapshot::default()));
+    *last = Some(now);
+    delta.emf(function, keysrv_shared::timestamp::Timestamp::now().millis()).to_string()
 }
 
 /// Serves one API Gateway event.

@@ -206,3 +206,32 @@ async fn non_members_get_the_unknown_id_404_and_bad_input_400() {
     let (s, _) = call(&f, Route::CreateConversation, &[], ROMEO, Some(&big)).await;
     assert_eq!(s, 413);
 }
+
+/// The metrics of an invocation reach CloudWatch as an EMF log line: the
+/// counters of what it did, with the function as the dimension.
+#[tokio::test]
+async fn each_invocation_logs_its_metrics_in_emf() {
+    let f = fixture().await;
+    let (s, created) = call(&f, Route::CreateConversation, &[], ROMEO, Some(r#"{"members": []}"#)).await;
+    assert_eq!(s, 201);
+    let objectid = created["key"]["objectid"].as_str().expect("objectid").to_owned();
+    let _ = crate::emf_line("create_conversation");
+    assert_eq!(call(&f, Route::GetKey, &[("objectid", &objectid)], ROMEO, None).await.0, 200);
+    assert_eq!(call(&f, Route::GetKey, &[("objectid", &objectid)], MERCUTIO, None).await.0, 404);
+    let line: Value = serde_json::from_str(&crate::emf_line("get_key")).expect("one JSON object");
+    assert_eq!(line["Function"], json!("get_key"));
+    assert!(line["KeyReleases"].as_u64() >= Some(1), "{line}");
+    assert!(line["ProblemNotFound"].as_u64() >= Some(1), "{line}");
+    assert!(line["StoreCalls"].as_u64() >= Some(2), "{line}");
+    let meta = &line["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(meta["Namespace"], json!("keysrv"));
+    assert_eq!(meta["Dimensions"], json!([["Function"], []]));
+    let names: Vec<&str> =
+        meta["Metrics"].as_array().expect("metrics").iter().filter_map(|m| m["Name"].as_str()).collect();
+    for name in
+        ["KeyReleases", "StoreCalls", "KmsCalls", "KeyCacheHits", "WriteRetries", "FileGrants", "ProblemNotFound"]
+    {
+        assert!(names.contains(&name), "{name} is not declared: {names:?}");
+    }
+    assert!(line["_aws"]["Timestamp"].as_i64().is_some_and(|t| t > 1_700_000_000_000));
+}

@@ -138,6 +138,10 @@ pub struct ServerArgs {
     /// same storage, as on AWS, where the scheduled function does).
     #[arg(long, env = "KEYSRV_SWEEP_INTERVAL_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub sweep_interval_secs: u64,
+    /// Where to serve the metrics (Prometheus text format at `/metrics`),
+    /// apart from the API: loopback by default; `off` serves none.
+    #[arg(long, env = "KEYSRV_METRICS_LISTEN", default_value = "127.0.0.1:9464")]
+    pub metrics_listen: String,
 }
 
 /// The longest lifetime `keysrv token` signs a dev token for.

@@ -144,6 +144,29 @@ pub async fn run(
     crate::listener::serve(listener, router(server), limits, shutdown_signal()).await
 }
 
+/// Serves the metrics (Prometheus text format) at `GET /metrics` on a
+/// listener of their own, so the API's address never exposes them.
+pub async fn serve_metrics(addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let router = Router::new().route(
+        "/metrics",
+        axum::routing::get(|| async {
+            let mut resp = keysrv_shared::metrics::METRICS.snapshot().prometheus().into_response();
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; version=0.0.4"));
+            resp
+        }),
+    );
+    tracing::info!(%local, "metrics");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::warn!(error = %e, "the metrics listener stopped");
+        }
+    });
+    Ok(local)
+}
+
 /// Deletes stored bytes without a file row (left by a crash or an
 /// interrupted deletion), now and then every `interval`.
 async fn sweep(server: Arc<Server>, interval: Duration) {

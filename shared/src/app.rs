@@ -61,7 +61,8 @@ impl App {
             Backend::Embedded { data_dir } => embedded(data_dir, config.public_url.clone(), &config.limits)?,
             Backend::Aws(settings) => aws::<S3>(settings).await?,
         };
-        let mut keys = KeyService::new(backends.store, backends.wrapper, backends.files, config.limits.clone());
+        let store: Arc<dyn ConversationStore> = Arc::new(crate::adapters::instrumented::Instrumented(backends.store));
+        let mut keys = KeyService::new(store, backends.wrapper, backends.files, config.limits.clone());
         if let Some(quotas) = backends.quotas {
             keys = keys.with_quotas(quotas);
         }

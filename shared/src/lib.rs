@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod media_type;
+pub mod metrics;
 pub mod ports;
 pub mod timestamp;
 

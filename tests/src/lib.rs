@@ -400,6 +400,8 @@ impl TestServer {
         // the bucket and the single-threaded emulator); tests of the sweep
         // set their own interval.
         cmd.env("KEYSRV_SWEEP_INTERVAL_SECS", "3600");
+        // Many servers run at once: none may hold the default metrics port.
+        cmd.env("KEYSRV_METRICS_LISTEN", "127.0.0.1:0");
         // For debugging a failing test: the servers' log filter.
         if let Ok(filter) = std::env::var("KEYSRV_TEST_SERVER_LOG") {
             cmd.env("KEYSRV_LOG", filter);

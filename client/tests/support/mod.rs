@@ -68,6 +68,8 @@ fn keysrv_command() -> Command {
     // Per-caller quotas are a test of their own (tests/…/quotas.rs); these
     // tests create and rotate faster than a person would.
     cmd.env("KEYSRV_QUOTAS", UNLIMITED_QUOTAS);
+    // Tests start servers in parallel: none may hold the default metrics port.
+    cmd.env("KEYSRV_METRICS_LISTEN", "127.0.0.1:0");
     cmd
 }
 

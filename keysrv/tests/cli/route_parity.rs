@@ -185,3 +185,30 @@ fn problem_types_are_documented_in_openapi_and_the_readme() {
         assert_eq!(documented_problem_types(&text), code, "{doc}");
     }
 }
+
+/// Every keysrv metric the alarms and the dashboard in template.yaml watch
+/// is one the functions emit (a renamed counter would leave an alarm that
+/// never fires).
+#[test]
+fn alarms_and_dashboard_watch_metrics_that_exist() {
+    let snapshot = keysrv_shared::metrics::METRICS.snapshot();
+    let camel = |s: &str| -> String { s.split(['_', '-']).map(|w| w[..1].to_ascii_uppercase() + &w[1..]).collect() };
+    let mut emitted: BTreeSet<String> = snapshot.counters.iter().map(|(n, _)| camel(n)).collect();
+    emitted.extend(keysrv_shared::http::problem::TYPES.iter().map(|t| format!("Problem{}", camel(t.name))));
+    let text = std::fs::read_to_string(workspace().join("template.yaml")).unwrap();
+    let mut watched = BTreeSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line.split("Namespace: keysrv, MetricName: ").nth(1) {
+            watched.insert(rest.split(['}', ',', ' ']).next().unwrap_or_default().to_owned());
+        }
+        for part in line.split("[\"keysrv\", \"").skip(1).chain(line.split("[\".\", \"").skip(1)) {
+            watched.insert(part.split('"').next().unwrap_or_default().to_owned());
+        }
+    }
+    // The dashboard's "." rows repeat the previous row's namespace: keep
+    // those of keysrv's rows only (AWS metrics are capitalised differently).
+    watched.retain(|m| !["Count", "4xx", "5xx", "Latency", "Errors", "Throttles"].contains(&m.as_str()));
+    assert!(watched.len() >= 10, "found only {watched:?}");
+    let unknown: Vec<&String> = watched.iter().filter(|m| !emitted.contains(*m)).collect();
+    assert!(unknown.is_empty(), "template.yaml watches metrics nobody emits: {unknown:?}");
+}

@@ -40,6 +40,7 @@ fn take_key(blob: Option<Blob>) -> Result<DataKey, BackendError> {
 #[async_trait]
 impl KeyWrapper for KmsWrapper {
     async fn generate(&self, ctx: KeyContext<'_>) -> Result<(DataKey, WrappedKey), BackendError> {
+        crate::metrics::inc(&crate::metrics::METRICS.kms_calls);
         let out = self
             .client
             .generate_data_key()
@@ -49,7 +50,7 @@ impl KeyWrapper for KmsWrapper {
             .encryption_context("objectid", ctx.objectid.as_str())
             .send()
             .await
-            .map_err(|e| classify("kms:GenerateDataKey", e))?;
+            .map_err(|e| kms_failed(classify("kms:GenerateDataKey", e)))?;
         let blob = out.ciphertext_blob.clone().map(Blob::into_inner).unwrap_or_default();
         let key = take_key(out.plaintext)?;
         self.cache.insert(ctx.objectid.as_str(), &key);
@@ -61,8 +62,11 @@ impl KeyWrapper for KmsWrapper {
             return Err(BackendError::Integrity);
         }
         if let Some(key) = self.cache.get(ctx.objectid.as_str()) {
+            crate::metrics::inc(&crate::metrics::METRICS.key_cache_hits);
             return Ok(key);
         }
+        crate::metrics::inc(&crate::metrics::METRICS.key_cache_misses);
+        crate::metrics::inc(&crate::metrics::METRICS.kms_calls);
         let out = self
             .client
             .decrypt()
@@ -76,10 +80,16 @@ impl KeyWrapper for KmsWrapper {
                 Some(se) if se.is_invalid_ciphertext_exception() || se.is_incorrect_key_exception() => {
                     BackendError::Integrity
                 }
-                _ => classify("kms:Decrypt", e),
+                _ => kms_failed(classify("kms:Decrypt", e)),
             })?;
         let key = take_key(out.plaintext)?;
         self.cache.insert(ctx.objectid.as_str(), &key);
         Ok(key)
     }
+}
+
+/// Counts a failed KMS call (for the KMS-failure alarm) and passes it on.
+fn kms_failed(e: BackendError) -> BackendError {
+    crate::metrics::inc(&crate::metrics::METRICS.kms_failures);
+    e
 }

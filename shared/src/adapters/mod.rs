@@ -15,6 +15,7 @@ mod aws_errors;
 mod contract;
 #[cfg(feature = "aws")]
 pub mod dynamodb;
+pub mod instrumented;
 #[cfg(feature = "aws")]
 mod key_cache;
 #[cfg(feature = "aws")]

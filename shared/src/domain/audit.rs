@@ -4,6 +4,7 @@
 //! or URLs.
 
 use crate::bare_jid::BareJid;
+use crate::metrics::{self, METRICS};
 
 #[derive(Clone, Copy, Debug)]
 pub enum Outcome {
@@ -26,6 +27,9 @@ impl Outcome {
 }
 
 pub fn key_event(action: &str, caller: &BareJid, conversation: &str, objectid: &str, outcome: Outcome) {
+    if matches!(outcome, Outcome::Released) {
+        metrics::inc(&METRICS.key_releases);
+    }
     tracing::info!(
         target: "audit",
         action,
@@ -38,6 +42,9 @@ pub fn key_event(action: &str, caller: &BareJid, conversation: &str, objectid: &
 
 /// A file grant (upload or download URL issued, or refused) or deletion.
 pub fn file_event(action: &str, caller: &BareJid, conversation: &str, file_id: &str, outcome: Outcome) {
+    if matches!(outcome, Outcome::Released) {
+        metrics::inc(&METRICS.file_grants);
+    }
     tracing::info!(
         target: "audit",
         action,
@@ -49,6 +56,9 @@ pub fn file_event(action: &str, caller: &BareJid, conversation: &str, file_id: &
 }
 
 pub fn change_event(action: &str, caller: &BareJid, conversation: &str, subject: Option<&str>, outcome: Outcome) {
+    if matches!(outcome, Outcome::Applied) {
+        metrics::inc(&METRICS.changes);
+    }
     tracing::info!(
         target: "audit",
         action,

@@ -336,7 +336,7 @@ impl KeyService {
                     return Ok(ReleasedKey { objectid, conversation_id: id, created_at: now, key });
                 }
                 WriteOutcome::Replayed(record) => return self.replay_record(caller, &record, &fingerprint).await,
-                WriteOutcome::Stale => continue,
+                WriteOutcome::Stale => crate::metrics::inc(&crate::metrics::METRICS.write_retries),
             }
         }
         Err(Error::Contended)
@@ -396,7 +396,9 @@ impl KeyService {
                     audit::change_event("put_member", caller, id.as_str(), Some(target.as_str()), Outcome::Applied);
                     return Ok(member);
                 }
-                WriteOutcome::Stale | WriteOutcome::Replayed(_) => continue,
+                WriteOutcome::Stale | WriteOutcome::Replayed(_) => {
+                    crate::metrics::inc(&crate::metrics::METRICS.write_retries)
+                }
             }
         }
         Err(Error::Contended)
@@ -437,7 +439,9 @@ impl KeyService {
                     audit::change_event("remove_member", caller, id.as_str(), Some(target.as_str()), Outcome::Applied);
                     return Ok(key.objectid.clone());
                 }
-                WriteOutcome::Stale | WriteOutcome::Replayed(_) => continue,
+                WriteOutcome::Stale | WriteOutcome::Replayed(_) => {
+                    crate::metrics::inc(&crate::metrics::METRICS.write_retries)
+                }
             }
         }
         Err(Error::Contended)

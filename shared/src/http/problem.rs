@@ -194,6 +194,7 @@ pub fn status_of(e: &Error) -> StatusCode {
 /// cause and answered without it.
 pub fn from_error(e: &Error) -> Response<Bytes> {
     let (kind, ext) = classify(e);
+    crate::metrics::METRICS.problem(kind.name);
     let detail = match e {
         Error::Backend(BackendError::Integrity | BackendError::Internal(_)) => {
             tracing::error!(error = %e, "request failed");

@@ -14,6 +14,7 @@ mod files;
 mod harness;
 mod iam_parity;
 mod idempotency;
+mod metrics;
 mod problems;
 mod quotas;
 mod races;
