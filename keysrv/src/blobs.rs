@@ -15,21 +15,20 @@ use axum::routing::put;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{HeaderValue, StatusCode, header};
-use keysrv_shared::Error;
 use keysrv_shared::adapters::local_files::{BLOB_PATH, LocalFileStore, SignedQuery};
 use keysrv_shared::domain::model::StoredFile;
 use keysrv_shared::error::{Invalid, Timeout};
 use keysrv_shared::http::problem;
 use keysrv_shared::ids::StorageKey;
+use keysrv_shared::{App, Error};
 
-use crate::server::Server;
-
-pub fn routes() -> Router<Arc<Server>> {
-    Router::new().route(&format!("{BLOB_PATH}/{{storage_key}}"), put(upload).get(download))
+/// The blob routes, for any router to merge (they need only the app).
+pub fn routes<S>(app: Arc<App>) -> Router<S> {
+    Router::new().route(&format!("{BLOB_PATH}/{{storage_key}}"), put(upload).get(download)).with_state(app)
 }
 
-async fn upload(State(server): State<Arc<Server>>, Path(key): Path<String>, req: Request) -> Response {
-    match store_upload(&server, &key, req).await {
+async fn upload(State(app): State<Arc<App>>, Path(key): Path<String>, req: Request) -> Response {
+    match store_upload(&app, &key, req).await {
         Ok(file) => {
             tracing::info!(target: "audit", action = "file_upload", file_id = file.file_id.as_str(), outcome = "applied");
             let mut resp = StatusCode::OK.into_response();
@@ -45,8 +44,8 @@ async fn upload(State(server): State<Arc<Server>>, Path(key): Path<String>, req:
     }
 }
 
-async fn store_upload(server: &Server, key: &str, req: Request) -> Result<StoredFile, Error> {
-    let files = local_files(server)?;
+async fn store_upload(app: &App, key: &str, req: Request) -> Result<StoredFile, Error> {
+    let files = local_files(app)?;
     let query = SignedQuery::parse(req.uri().query())?;
     let headers = req.headers();
     let Some(length) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()) else {
@@ -58,12 +57,12 @@ async fn store_upload(server: &Server, key: &str, req: Request) -> Result<Stored
     // An upload started under a valid URL must end by the URL's expiry plus
     // the grace: cut off then, it stores nothing (the writer removes its
     // temporary file when dropped).
-    let grace = server.app.config.limits.upload_grace;
+    let grace = app.config.limits.upload_grace;
     let now = keysrv_shared::timestamp::Timestamp::now().millis() / 1000;
     let left = Duration::from_secs(u64::try_from(query.expires - now).unwrap_or(0)) + grace;
     // The registration is checked before the bytes are stored and again
     // after: a deletion or crypto-shred that ran meanwhile takes them too.
-    let accepted = server.app.keys.accept_upload(&query.file_id, &key, |file| {
+    let accepted = app.keys.accept_upload(&query.file_id, &key, |file| {
         let size = file.size;
         let key = &key;
         async move {
@@ -82,8 +81,8 @@ async fn store_upload(server: &Server, key: &str, req: Request) -> Result<Stored
     }
 }
 
-async fn download(State(server): State<Arc<Server>>, Path(key): Path<String>, req: Request) -> Response {
-    match open_download(&server, &key, req.uri().query().map(str::to_owned)).await {
+async fn download(State(app): State<Arc<App>>, Path(key): Path<String>, req: Request) -> Response {
+    match open_download(&app, &key, req.uri().query().map(str::to_owned)).await {
         Ok((file, body)) => {
             tracing::info!(target: "audit", action = "file_download", file_id = file.file_id.as_str(), outcome = "released");
             let mut resp = body.into_response();
@@ -103,11 +102,11 @@ async fn download(State(server): State<Arc<Server>>, Path(key): Path<String>, re
     }
 }
 
-async fn open_download(server: &Server, key: &str, query: Option<String>) -> Result<(StoredFile, Body), Error> {
-    let files = local_files(server)?;
+async fn open_download(app: &App, key: &str, query: Option<String>) -> Result<(StoredFile, Body), Error> {
+    let files = local_files(app)?;
     let query = SignedQuery::parse(query.as_deref())?;
     let key = files.verify("GET", key, &query, None, None)?;
-    let file = registered(server, &query, &key).await?;
+    let file = registered(app, &query, &key).await?;
     let reader = files.reader(&key, file.size).await?;
     // The status line is sent before the bytes are read: a chunk that fails
     // its integrity check ends the body early, which the client sees as a
@@ -126,14 +125,14 @@ async fn open_download(server: &Server, key: &str, query: Option<String>) -> Res
     Ok((file, Body::from_stream(chunks)))
 }
 
-fn local_files(server: &Server) -> Result<&LocalFileStore, Error> {
-    server.app.local_files.as_deref().ok_or(Error::NotFound)
+fn local_files(app: &App) -> Result<&LocalFileStore, Error> {
+    app.local_files.as_deref().ok_or(Error::NotFound)
 }
 
 /// The file the URL was issued for, if it is still registered under this
 /// storage key.
-async fn registered(server: &Server, query: &SignedQuery, key: &StorageKey) -> Result<StoredFile, Error> {
-    match server.app.keys.registered_file(&query.file_id).await? {
+async fn registered(app: &App, query: &SignedQuery, key: &StorageKey) -> Result<StoredFile, Error> {
+    match app.keys.registered_file(&query.file_id).await? {
         Some(file) if &file.storage_key == key => Ok(file),
         _ => Err(Error::NotFound),
     }

@@ -67,7 +67,11 @@ async fn run_server(args: ServerArgs) -> Result<(), Box<dyn std::error::Error>> 
     };
     tracing::info!(nofile, max_connections = limits.max_connections, "connection limits");
     let app = App::new(config).await?;
-    let server = server::Server { app, verifier, body_timeout: Duration::from_secs(args.body_timeout_secs) };
+    let server = server::Server {
+        app: std::sync::Arc::new(app),
+        verifier,
+        body_timeout: Duration::from_secs(args.body_timeout_secs),
+    };
     if args.metrics_listen != "off" {
         let addr: std::net::SocketAddr =
             args.metrics_listen.parse().map_err(|e| format!("KEYSRV_METRICS_LISTEN={:?}: {e}", args.metrics_listen))?;

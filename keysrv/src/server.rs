@@ -25,7 +25,7 @@ use crate::jwt::Verifier;
 use crate::listener::ConnectionLimits;
 
 pub struct Server {
-    pub app: App,
+    pub app: Arc<App>,
     pub verifier: Verifier,
     /// How long a request body may take to arrive.
     pub body_timeout: Duration,
@@ -47,7 +47,7 @@ pub fn router(server: Arc<Server>) -> Router {
         );
     }
     router
-        .merge(crate::blobs::routes())
+        .merge(crate::blobs::routes(Arc::clone(&server.app)))
         .fallback(|| async { to_axum(problem::from_error(&Error::NoRoute)) })
         .method_not_allowed_fallback(|| async { to_axum(problem::from_error(&Error::MethodNotAllowed)) })
         .with_state(server)

@@ -13,8 +13,7 @@ use crate::ports::{BackendError, ConversationStore, FileStore, KeyWrapper};
 /// The ports a backend provides, and the embedded file server's store.
 struct Backends {
     store: Arc<dyn ConversationStore>,
-    /// Shared counters for quotas; `None`: counted in this process.
-    quotas: Option<Arc<dyn crate::ports::Quotas>>,
+    quotas: Arc<dyn crate::ports::Quotas>,
     wrapper: Arc<dyn KeyWrapper>,
     files: Arc<dyn FileStore>,
     #[cfg(feature = "embedded")]
@@ -62,10 +61,7 @@ impl App {
             Backend::Aws(settings) => aws::<S3>(settings).await?,
         };
         let store: Arc<dyn ConversationStore> = Arc::new(crate::adapters::instrumented::Instrumented(backends.store));
-        let mut keys = KeyService::new(store, backends.wrapper, backends.files, config.limits.clone());
-        if let Some(quotas) = backends.quotas {
-            keys = keys.with_quotas(quotas);
-        }
+        let keys = KeyService::new(store, backends.wrapper, backends.files, backends.quotas, config.limits.clone());
         Ok(Self {
             config,
             keys,
@@ -97,7 +93,9 @@ fn embedded(
         public_url,
         limits.max_upload_bytes_in_flight,
     )?);
-    Ok(Backends { store: Arc::new(store), quotas: None, wrapper, files: files.clone(), local_files: Some(files) })
+    // One process: quotas are counted in it.
+    let quotas = Arc::new(crate::adapters::memory_quotas::MemoryQuotas::new());
+    Ok(Backends { store: Arc::new(store), quotas, wrapper, files: files.clone(), local_files: Some(files) })
 }
 
 #[cfg(not(feature = "embedded"))]
@@ -154,7 +152,7 @@ async fn aws<const S3: bool>(settings: &crate::config::AwsSettings) -> Result<Ba
     };
     Ok(Backends {
         store: Arc::new(store),
-        quotas: Some(quotas),
+        quotas,
         wrapper,
         files,
         #[cfg(feature = "embedded")]

@@ -5,8 +5,6 @@
 
 use keysrv_jid::JidError;
 
-use crate::ports::BackendError;
-
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// 400: the request is malformed or exceeds a limit; nothing was written.
@@ -185,3 +183,17 @@ impl Invalid {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Failures of a backend, as the domain needs to tell them apart.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// Temporarily unavailable or throttled: the client should retry later.
+    #[error("backend unavailable: {reason}")]
+    Unavailable { reason: String, retry_after_secs: u32 },
+    /// A wrapped key did not unwrap under its context: tampering or a row
+    /// copied between contexts. Never retried.
+    #[error("wrapped key failed integrity check")]
+    Integrity,
+    #[error("backend failure: {0}")]
+    Internal(String),
+}

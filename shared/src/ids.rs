@@ -12,8 +12,7 @@ use std::fmt;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::error::Error;
-use crate::ports::BackendError;
+use crate::error::{BackendError, Error};
 
 const RANDOM_ID_LEN: usize = 22;
 

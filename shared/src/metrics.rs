@@ -1,12 +1,12 @@
 //! Counters of what keysrv does, kept in atomics (no call, no lock on the
-//! hot path) and shown two ways: a Prometheus text page for `keysrv server`
+//! hot path; error answers, off it, by problem type under a lock) and shown two ways: a Prometheus text page for `keysrv server`
 //! (a listener of its own, loopback by default) and CloudWatch Embedded
 //! Metric Format lines in the Lambda functions' logs (no PutMetricData
 //! call: CloudWatch reads them from the log).
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use crate::http::problem::TYPES;
 
 /// Store calls slower than each bound, in microseconds (the last catches all).
 const LATENCY_BOUNDS_US: [u64; 8] = [500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000, u64::MAX];
@@ -27,7 +27,7 @@ pub struct Metrics {
     pub write_retries: AtomicU64,
     /// Error answers, by problem type (denials among them: `not-found`,
     /// `role-required`, `rate-limited`, `invalid-token`, …).
-    problems: [AtomicU64; 64],
+    problems: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
@@ -45,7 +45,7 @@ pub static METRICS: Metrics = Metrics {
     store_micros: ZERO,
     store_latency: [ZERO; LATENCY_BOUNDS_US.len()],
     write_retries: ZERO,
-    problems: [ZERO; 64],
+    problems: Mutex::new(BTreeMap::new()),
 };
 
 pub fn inc(counter: &AtomicU64) {
@@ -62,10 +62,11 @@ impl Metrics {
     }
 
     /// An error answer of this problem type.
-    pub fn problem(&self, name: &str) {
-        if let Some(i) = TYPES.iter().position(|t| t.name == name) {
-            inc(&self.problems[i]);
-        }
+    pub fn problem(&self, name: &'static str) {
+        // A poisoned lock still holds counts: a panic elsewhere must not
+        // stop the counting.
+        let mut problems = self.problems.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *problems.entry(name).or_default() += 1;
     }
 
     /// Every counter, by name, now.
@@ -85,7 +86,13 @@ impl Metrics {
                 ("write_retries", get(&self.write_retries)),
             ],
             store_latency: self.store_latency.iter().map(get).collect(),
-            problems: TYPES.iter().enumerate().map(|(i, t)| (t.name, get(&self.problems[i]))).collect(),
+            problems: self
+                .problems
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .map(|(n, v)| (*n, *v))
+                .collect(),
         }
     }
 }
@@ -201,7 +208,7 @@ mod tests {
             store_micros: ZERO,
             store_latency: [ZERO; LATENCY_BOUNDS_US.len()],
             write_retries: ZERO,
-            problems: [ZERO; 64],
+            problems: Mutex::new(BTreeMap::new()),
         };
         m.store_call(700);
         m.store_call(30_000);

@@ -11,24 +11,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::bare_jid::BareJid;
+// Defined with the other errors (the bottom of the crate), used here.
 use crate::domain::model::{Conversation, DataKey, IdempotencyRecord, Member, StoredFile, StoredKey, WrappedKey};
+pub use crate::error::BackendError;
 use crate::ids::{ConversationId, FileId, ObjectId, StorageKey};
 use crate::media_type::MediaType;
 use crate::timestamp::Timestamp;
-
-/// Failures of a backend, as the domain needs to tell them apart.
-#[derive(Debug, thiserror::Error)]
-pub enum BackendError {
-    /// Temporarily unavailable or throttled: the client should retry later.
-    #[error("backend unavailable: {reason}")]
-    Unavailable { reason: String, retry_after_secs: u32 },
-    /// A wrapped key did not unwrap under its context: tampering or a row
-    /// copied between contexts. Never retried.
-    #[error("wrapped key failed integrity check")]
-    Integrity,
-    #[error("backend failure: {0}")]
-    Internal(String),
-}
 
 /// The result of a conditional write.
 #[derive(Debug)]

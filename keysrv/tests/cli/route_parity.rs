@@ -135,7 +135,7 @@ async fn the_local_server_serves_every_route_and_nothing_else() {
     tokio::spawn(
         axum::serve(
             listener,
-            router(Arc::new(Server { app, verifier, body_timeout: std::time::Duration::from_secs(5) })),
+            router(Arc::new(Server { app: Arc::new(app), verifier, body_timeout: std::time::Duration::from_secs(5) })),
         )
         .into_future(),
     );

@@ -5,6 +5,7 @@
 //! | `ConversationStore` | `sqlite` | `dynamodb` |
 //! | `KeyWrapper` | `local_key_file` | `kms`, `secrets_manager` |
 //! | `FileStore` | `local_files` | `s3` |
+//! | `Quotas` | `memory_quotas` (one process) | `dynamodb` (shared by every container) |
 //!
 //! `memory` implements every port in process: the reference the others are
 //! checked against, and the backend of the fast tests.

@@ -135,20 +135,14 @@ pub struct KeyService {
 }
 
 impl KeyService {
-    /// A service with quotas counted in this process (`with_quotas` for a
-    /// shared counter, as several Lambda containers need).
     pub fn new(
         store: Arc<dyn ConversationStore>,
         wrapper: Arc<dyn KeyWrapper>,
         files: Arc<dyn FileStore>,
+        quotas: Arc<dyn Quotas>,
         limits: Limits,
     ) -> Self {
-        Self { store, wrapper, files, quotas: Arc::new(crate::adapters::memory_quotas::MemoryQuotas::new()), limits }
-    }
-
-    pub fn with_quotas(mut self, quotas: Arc<dyn Quotas>) -> Self {
-        self.quotas = quotas;
-        self
+        Self { store, wrapper, files, quotas, limits }
     }
 
     /// Counts one metered operation of `caller`; 429 once its quota for the

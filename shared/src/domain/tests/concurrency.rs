@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::adapters::memory::{Call, Hook, MemoryFiles, MemoryStore, MemoryWrapper};
+use crate::adapters::memory_quotas::MemoryQuotas;
 use crate::bare_jid::BareJid;
 use crate::domain::model::{History, Role};
 use crate::domain::{KeyService, Limits};
@@ -76,6 +77,7 @@ impl Setup {
             store.clone(),
             Arc::new(MemoryWrapper::new().unwrap()),
             files.clone(),
+            Arc::new(MemoryQuotas::new()),
             Limits::default(),
         ));
         let tag = StorageKey::generate().unwrap().as_str().to_ascii_lowercase().replace('_', "-");

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::adapters::memory::{Call, Hook, MemoryFiles, MemoryStore, MemoryWrapper};
+use crate::adapters::memory_quotas::MemoryQuotas;
 use crate::bare_jid::BareJid;
 use crate::domain::{KeyService, Limits};
 
@@ -24,7 +25,13 @@ impl Fixture {
         let store = Arc::new(MemoryStore::new());
         let wrapper = Arc::new(MemoryWrapper::new().unwrap());
         let files = Arc::new(MemoryFiles::new());
-        let keys = Arc::new(KeyService::new(store.clone(), wrapper.clone(), files.clone(), limits));
+        let keys = Arc::new(KeyService::new(
+            store.clone(),
+            wrapper.clone(),
+            files.clone(),
+            Arc::new(MemoryQuotas::new()),
+            limits,
+        ));
         Self { store, wrapper, files, keys }
     }
 

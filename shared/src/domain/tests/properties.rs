@@ -17,6 +17,7 @@ use proptest::prelude::*;
 
 use super::model::{self, CALLERS, Expect, MAX_FILE, MAX_MEMBERS, Model, Op, pick};
 use crate::adapters::memory::{MemoryFiles, MemoryStore, MemoryWrapper};
+use crate::adapters::memory_quotas::MemoryQuotas;
 use crate::bare_jid::BareJid;
 use crate::domain::model::{History, Role};
 use crate::domain::{KeyService, Limits};
@@ -69,7 +70,13 @@ impl Run {
     fn new(store: Arc<dyn ConversationStore>, domain: &str) -> Self {
         let files = Arc::new(MemoryFiles::new());
         let limits = Limits { max_members: MAX_MEMBERS, max_file_bytes: MAX_FILE, ..Limits::default() };
-        let keys = KeyService::new(store, Arc::new(MemoryWrapper::new().unwrap()), files.clone(), limits);
+        let keys = KeyService::new(
+            store,
+            Arc::new(MemoryWrapper::new().unwrap()),
+            files.clone(),
+            Arc::new(MemoryQuotas::new()),
+            limits,
+        );
         let unknown = ConversationId::generate().unwrap();
         Self {
             keys,
