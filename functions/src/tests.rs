@@ -174,7 +174,7 @@ async fn id_tokens_and_missing_claims_are_401_on_every_route() {
     let f = fixture().await;
     let id_token_claims =
         json!({"sub": "x", "aud": "app-client", "token_use": "id", "cognito:username": ROMEO, "username": ROMEO});
-    for route in Route::ALL {
+    for &route in Route::ALL {
         let params: &[(&str, &str)] =
             &[("conversation_id", "AAAAAAAAAAAAAAAAAAAAAA"), ("objectid", "x"), ("file_id", "x"), ("jid", JULIET)];
         let wanted: Vec<(&str, &str)> =

@@ -34,7 +34,7 @@ pub struct Server {
 /// The router: one entry per row of the shared route table.
 pub fn router(server: Arc<Server>) -> Router {
     let mut router = Router::new();
-    for route in Route::ALL {
+    for &route in Route::ALL {
         let filter = MethodFilter::try_from(route.method()).unwrap_or(MethodFilter::GET);
         router = router.route(
             route.path(),

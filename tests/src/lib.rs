@@ -22,6 +22,7 @@
 
 pub mod aws;
 pub mod fault_proxy;
+pub mod template;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};

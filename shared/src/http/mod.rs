@@ -8,6 +8,5 @@ pub mod problem;
 pub mod request;
 pub mod routes;
 
-pub use handlers::handle;
 pub use request::{ApiRequest, Claims, MAX_BODY_BYTES};
-pub use routes::Route;
+pub use routes::{Route, handle};

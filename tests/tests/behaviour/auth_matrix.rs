@@ -266,7 +266,7 @@ async fn every_route_for_every_caller() {
 
     let mut table = Vec::new();
     let mut failures = Vec::new();
-    for route in Route::ALL {
+    for &route in Route::ALL {
         let mut row = Vec::new();
         for caller in Caller::ALL {
             // A fresh conversation per cell: several cells destroy or change it.

@@ -2,12 +2,12 @@
 //! that function by template.yaml. The emulator does not enforce IAM, so
 //! without this test a missing grant shows up only once deployed.
 //!
-//! The template is read with a small line reader (no YAML crate): for each
-//! `AWS::Serverless::Function`, its `Binary:`, `Method:`, `Path:` and the
+//! The template is parsed (`keysrv_tests::template`): for each
+//! `AWS::Serverless::Function`, its route, method, path and the
 //! `dynamodb:*`, `kms:*`, `secretsmanager:*`, `s3:*` actions of its
 //! `Policies`, with the statements under `!If [UseKms, …]` kept and those
 //! under `!If [UseSecretsManager, …]` dropped (the emulator runs in kms mode).
-//! Of each statement's `Condition` the reader keeps what the test can check:
+//! Of each statement's `Condition` the test keeps what it can check:
 //! `dynamodb:LeadingKeys`, `kms:ViaService` and the encryption-context keys
 //! (`kms:EncryptionContextKeys`, `kms:EncryptionContext:<key>`); a KMS use
 //! must match one statement's conditions, so the keysrv-context grants do
@@ -38,6 +38,7 @@ use keysrv_tests::fault_proxy::{FaultProxy, Recorded};
 use keysrv_tests::reqwest::Method;
 use keysrv_tests::serde_json::{Value, json};
 use keysrv_tests::*;
+use keysrv_tests::template;
 
 jids! { OWNER = "owner", BOB = "bob", CAROL = "carol", DAVE = "dave", EVE = "eve" }
 
@@ -116,154 +117,70 @@ struct Function {
     grants: Grants,
 }
 
-fn indent(line: &str) -> usize {
-    line.len() - line.trim_start().len()
-}
-
 fn is_action(s: &str) -> bool {
     ["dynamodb:", "kms:", "secretsmanager:", "s3:"].iter().any(|p| s.starts_with(p))
 }
 
-/// `[a, "b"]` → {a, b}.
-fn yaml_list(v: &str) -> BTreeSet<String> {
-    v.trim()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .split(',')
-        .map(|k| k.trim().trim_matches('"').trim_matches('\'').to_owned())
-        .filter(|k| !k.is_empty())
-        .collect()
+/// A string, or each string of a list.
+fn strings(v: &Value) -> BTreeSet<String> {
+    match v {
+        Value::String(s) => BTreeSet::from([s.clone()]),
+        Value::Array(items) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        _ => BTreeSet::new(),
+    }
 }
 
-/// The functions of template.yaml, as the kms wrapping mode deploys them.
-fn parse_template(text: &str) -> Vec<Function> {
-    let mut out: Vec<Function> = Vec::new();
-    let mut in_resources = false;
-    let mut cur: Option<Function> = None;
-    let mut is_function = false;
-    // The `!If` blocks we are inside: (indent of the `- !If` line, condition).
-    let mut ifs: Vec<(usize, String)> = Vec::new();
-    let mut pending_if: Option<usize> = None;
-    // The current statement's actions and conditions.
-    let mut stmt: Vec<String> = Vec::new();
-    let mut stmt_keys = Scope::default();
-    let mut in_action_list = false;
-
-    let flush_stmt = |f: &mut Option<Function>, stmt: &mut Vec<String>, scope: &mut Scope| {
-        if let Some(f) = f.as_mut() {
-            for a in stmt.drain(..) {
-                let scopes = f.grants.entry(a).or_default();
-                if !scopes.contains(scope) {
-                    scopes.push(scope.clone());
-                }
-            }
-        }
-        stmt.clear();
-        *scope = Scope::default();
-    };
-
-    for raw in text.lines() {
-        let line = raw.trim_end();
-        let t = line.trim_start();
-        if t.is_empty() || t.starts_with('#') {
-            continue;
-        }
-        let ind = indent(line);
-        if ind == 0 {
-            in_resources = t == "Resources:";
-            continue;
-        }
-        if !in_resources {
-            continue;
-        }
-        if ind == 2 && t.ends_with(':') {
-            flush_stmt(&mut cur, &mut stmt, &mut stmt_keys);
-            if let Some(f) = cur.take().filter(|_| is_function) {
-                out.push(f);
-            }
-            cur = Some(Function { resource: t.trim_end_matches(':').to_owned(), ..Function::default() });
-            is_function = false;
-            ifs.clear();
-            pending_if = None;
-            in_action_list = false;
-            continue;
-        }
-        let Some(f) = cur.as_mut() else { continue };
-        // Leave the `!If` blocks this line is not inside.
-        while ifs.last().is_some_and(|(i, _)| ind <= *i) {
-            ifs.pop();
-        }
-        if let Some(i) = pending_if.take() {
-            let cond = t.trim_start_matches("- ").trim().to_owned();
-            ifs.push((i, cond));
-            continue;
-        }
-        if t == "- !If" {
-            flush_stmt(&mut cur, &mut stmt, &mut stmt_keys);
-            pending_if = Some(ind);
-            continue;
-        }
-        if let Some(v) = t.strip_prefix("Type:") {
-            is_function |= v.trim() == "AWS::Serverless::Function";
-            continue;
-        }
-        if let Some(v) = t.strip_prefix("Binary:") {
-            f.binary = v.trim().to_owned();
-            continue;
-        }
-        if let Some(v) = t.strip_prefix("Method:") {
-            f.method = v.trim().to_owned();
-            continue;
-        }
-        if let Some(v) = t.strip_prefix("Path:") {
-            f.path = v.trim().to_owned();
-            continue;
-        }
-        // In an `!If`'s "else" branch (`!Ref AWS::NoValue`), nothing is granted.
-        let active = ifs.iter().all(|(_, c)| c != "UseSecretsManager");
-        if t.starts_with("- Effect:") {
-            flush_stmt(&mut cur, &mut stmt, &mut stmt_keys);
-            in_action_list = false;
-            continue;
-        }
-        if t == "Action:" {
-            in_action_list = true;
-            continue;
-        }
-        if let Some(v) = t.strip_prefix("Action:") {
-            let v = v.trim();
-            if active && is_action(v) {
-                stmt.push(v.to_owned());
-            }
-            in_action_list = false;
-            continue;
-        }
-        if in_action_list {
-            if let Some(v) = t.strip_prefix("- ").map(str::trim).filter(|v| is_action(v)) {
-                if active {
-                    stmt.push(v.to_owned());
-                }
-                continue;
-            }
-            in_action_list = false;
-        }
-        if let Some(v) = t.strip_prefix("dynamodb:LeadingKeys:") {
-            stmt_keys.leading_keys = Some(yaml_list(v));
-        } else if let Some(v) = t.strip_prefix("kms:ViaService:") {
+/// What a statement's `Condition` restricts, of what the test checks.
+fn scope_of(condition: &Value) -> Scope {
+    let mut scope = Scope::default();
+    for (key, value) in condition.as_object().into_iter().flat_map(|ops| ops.values()).filter_map(Value::as_object).flatten()
+    {
+        if key == "dynamodb:LeadingKeys" {
+            scope.leading_keys = Some(strings(value));
+        } else if key == "kms:ViaService" {
             // `!Sub s3.${AWS::Region}.amazonaws.com` → `s3`.
-            let host = v.trim().trim_start_matches("!Sub").trim().trim_matches('"');
-            stmt_keys.via = Some(host.split('.').next().unwrap_or_default().to_owned());
-        } else if let Some(v) = t.strip_prefix("kms:EncryptionContextKeys:") {
-            stmt_keys.context_keys.get_or_insert_with(BTreeSet::new).extend(yaml_list(v));
-        } else if let Some((key, _)) = t.strip_prefix("kms:EncryptionContext:").and_then(|v| v.split_once(": ")) {
-            stmt_keys.context_keys.get_or_insert_with(BTreeSet::new).insert(key.trim_matches('"').to_owned());
+            let host = value["Fn::Sub"].as_str().or(value.as_str()).expect("kms:ViaService is a string or a !Sub");
+            scope.via = Some(host.split('.').next().unwrap_or_default().to_owned());
+        } else if key == "kms:EncryptionContextKeys" {
+            scope.context_keys.get_or_insert_with(BTreeSet::new).extend(strings(value));
+        } else if let Some(context_key) = key.strip_prefix("kms:EncryptionContext:") {
+            scope.context_keys.get_or_insert_with(BTreeSet::new).insert(context_key.to_owned());
         }
     }
-    flush_stmt(&mut cur, &mut stmt, &mut stmt_keys);
-    if let Some(f) = cur.take().filter(|_| is_function) {
-        out.push(f);
-    }
-    out
+    scope
+}
+
+/// The functions of template.yaml, as the kms wrapping mode deploys them
+/// (`!If [UseKms, …]` kept, `!If [UseSecretsManager, …]` dropped).
+fn parse_template(text: &str) -> Vec<Function> {
+    let doc = template::parse(text).expect("template.yaml parses");
+    let condition = |name: &str| match name {
+        "UseKms" => true,
+        "UseSecretsManager" => false,
+        other => panic!("a policy depends on condition {other}, which this test does not know"),
+    };
+    template::functions(&doc)
+        .into_iter()
+        .map(|f| {
+            let mut grants = Grants::new();
+            let policies = template::resolve_ifs(&f.policies, &condition).unwrap_or(Value::Null);
+            let statements = policies.as_array().into_iter().flatten().flat_map(|p| {
+                p["Statement"].as_array().unwrap_or_else(|| panic!("{}: a policy without statements", f.resource))
+            });
+            for st in statements {
+                assert_eq!(st["Effect"], "Allow", "{}: only Allow statements are expected", f.resource);
+                let scope = scope_of(&st["Condition"]);
+                for action in strings(&st["Action"]).into_iter().filter(|a| is_action(a)) {
+                    let scopes = grants.entry(action).or_default();
+                    if !scopes.contains(&scope) {
+                        scopes.push(scope.clone());
+                    }
+                }
+            }
+            let (method, path) = f.http_events.first().cloned().unwrap_or_default();
+            Function { binary: f.route().unwrap_or_else(|| f.binary.clone()), resource: f.resource, method, path, grants }
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -963,7 +880,7 @@ async fn iam_policies_grant_every_action_each_route_uses() {
     assert!(rec.refused.is_empty(), "requests FilesBucketPolicy refuses:\n  {}", rec.refused.join("\n  "));
 }
 
-/// The line reader itself (any backend): `!If` branches, single and listed
+/// The reader itself (any backend): `!If` branches, single and listed
 /// actions, `dynamodb:LeadingKeys` restrictions and the KMS conditions that
 /// tell keysrv's own KMS calls from those S3 makes.
 #[test]

@@ -19,3 +19,4 @@ mod problems;
 mod quotas;
 mod races;
 mod secrets;
+mod template_reader;
