@@ -31,7 +31,8 @@ async fn fixture() -> Fixture {
     let dir =
         std::env::temp_dir().join(format!("keysrv-fn-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
     let config = if std::env::var("KEYSRV_TEST_BACKEND").as_deref() == Ok("aws") {
-        let config = Config::from_env_for("aws").expect("the emulator's environment (target/emulator/env)");
+        let config = Config::from_env_with(&[("KEYSRV_BACKEND", "aws")])
+            .expect("the emulator's environment (target/emulator/env)");
         assert!(matches!(config.backend, Backend::Aws(_)));
         config
     } else {

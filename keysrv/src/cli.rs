@@ -55,11 +55,14 @@ pub struct GlobalArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Serve the whole API in one process on the embedded backends (SQLite and
-    /// a local master key in the data directory).
+    /// Serve the whole API in one process: on the embedded backend (SQLite,
+    /// a local master key and the files in the data directory) by default,
+    /// or on the AWS backends (`--backend aws`: DynamoDB, KMS or Secrets
+    /// Manager, S3).
     Server(ServerArgs),
-    /// Print a dev-mode access token for a bare JID, signed with the data
-    /// directory's dev key (the one `keysrv server` in dev mode trusts).
+    /// Print an access token for a bare JID: a dev token signed with the
+    /// data directory's dev key (the one `keysrv server` in dev mode
+    /// trusts), or with `--backend aws` one from the Cognito user pool.
     Token(TokenArgs),
     /// Store an access token for the client commands.
     #[command(
@@ -103,13 +106,13 @@ pub struct ServerArgs {
     #[arg(long, env = "KEYSRV_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Data directory (database, master key, dev signing key).
-    #[arg(long, env = "KEYSRV_DATA_DIR", default_value = ".keysrv")]
+    #[arg(long, env = "KEYSRV_DATA_DIR", default_value = keysrv_shared::config::DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
     /// Where rows and keys live: `embedded` (SQLite and a master key file in
     /// the data directory) or `aws` (DynamoDB and KMS or Secrets Manager,
     /// configured by KEYSRV_TABLE, KEYSRV_WRAPPING, KEYSRV_KMS_KEY_ID,
     /// KEYSRV_MASTER_KEY_SECRET_ID and the usual AWS_* variables).
-    #[arg(long, env = "KEYSRV_BACKEND", default_value = "embedded", value_parser = ["embedded", "aws"])]
+    #[arg(long, env = "KEYSRV_BACKEND", default_value = keysrv_shared::config::DEFAULT_BACKEND, value_parser = ["embedded", "aws"])]
     pub backend: String,
     /// Expected token issuer (e.g. a Cognito user pool URL). Without it the
     /// server runs in dev mode and trusts its own dev signing key.
@@ -155,10 +158,10 @@ pub struct TokenArgs {
     /// create the user in the Cognito user pool if needed, sign in with
     /// USER_PASSWORD_AUTH and print the access token (KEYSRV_COGNITO_USER_POOL_ID,
     /// KEYSRV_COGNITO_CLIENT_ID and the AWS_* variables say where).
-    #[arg(long, env = "KEYSRV_BACKEND", default_value = "embedded", value_parser = ["embedded", "aws"])]
+    #[arg(long, env = "KEYSRV_BACKEND", default_value = keysrv_shared::config::DEFAULT_BACKEND, value_parser = ["embedded", "aws"])]
     pub backend: String,
     /// Data directory holding the dev signing key.
-    #[arg(long, env = "KEYSRV_DATA_DIR", default_value = ".keysrv")]
+    #[arg(long, env = "KEYSRV_DATA_DIR", default_value = keysrv_shared::config::DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
     /// Lifetime in seconds (at most 30 days).
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=MAX_TOKEN_TTL_SECS))]

@@ -9,7 +9,6 @@ use keysrv::jwt::{DevIssuer, Verifier};
 use keysrv::listener::{self, ConnectionLimits};
 use keysrv::{logging, server};
 use keysrv_shared::bare_jid::BareJid;
-use keysrv_shared::config::Backend;
 use keysrv_shared::{App, Config};
 
 #[tokio::main]
@@ -30,11 +29,10 @@ async fn main() -> ExitCode {
 }
 
 async fn run_server(args: ServerArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let _log_guard = logging::init();
-    let mut config = Config::from_env_for(&args.backend)?;
-    if let Backend::Embedded { data_dir } = &mut config.backend {
-        data_dir.clone_from(&args.data_dir);
-    }
+    // clap read these two (they are flags too); the rest is read once, here.
+    let data_dir = args.data_dir.to_string_lossy();
+    let config = Config::from_env_with(&[("KEYSRV_BACKEND", &args.backend), ("KEYSRV_DATA_DIR", &data_dir)])?;
+    let _log_guard = logging::init(config.log.clone());
     let verifier = match (&args.issuer, &args.jwks_url, &args.audience) {
         (Some(iss), Some(jwks), Some(aud)) => Verifier::from_jwks_url(jwks, iss, aud).await?,
         (None, None, None) => {

@@ -378,7 +378,8 @@ pub(crate) fn dynamo_from_env() -> Option<Arc<dyn ConversationStore>> {
     if std::env::var("KEYSRV_TEST_BACKEND").as_deref() != Ok("aws") {
         return None;
     }
-    let config = crate::config::Config::from_env_for("aws").expect("the emulator's environment (target/emulator/env)");
+    let config = crate::config::Config::from_env_with(&[("KEYSRV_BACKEND", "aws")])
+        .expect("the emulator's environment (target/emulator/env)");
     let crate::config::Backend::Aws(settings) = config.backend else { unreachable!("asked for aws") };
     let sdk = runtime().block_on(aws_config::defaults(aws_config::BehaviorVersion::latest()).load());
     Some(Arc::new(crate::adapters::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), settings.table)))
