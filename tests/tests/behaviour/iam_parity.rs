@@ -37,8 +37,8 @@ use keysrv_tests::aws;
 use keysrv_tests::fault_proxy::{FaultProxy, Recorded};
 use keysrv_tests::reqwest::Method;
 use keysrv_tests::serde_json::{Value, json};
-use keysrv_tests::*;
 use keysrv_tests::template;
+use keysrv_tests::*;
 
 jids! { OWNER = "owner", BOB = "bob", CAROL = "carol", DAVE = "dave", EVE = "eve" }
 
@@ -133,7 +133,8 @@ fn strings(v: &Value) -> BTreeSet<String> {
 /// What a statement's `Condition` restricts, of what the test checks.
 fn scope_of(condition: &Value) -> Scope {
     let mut scope = Scope::default();
-    for (key, value) in condition.as_object().into_iter().flat_map(|ops| ops.values()).filter_map(Value::as_object).flatten()
+    for (key, value) in
+        condition.as_object().into_iter().flat_map(|ops| ops.values()).filter_map(Value::as_object).flatten()
     {
         if key == "dynamodb:LeadingKeys" {
             scope.leading_keys = Some(strings(value));
@@ -178,7 +179,13 @@ fn parse_template(text: &str) -> Vec<Function> {
                 }
             }
             let (method, path) = f.http_events.first().cloned().unwrap_or_default();
-            Function { binary: f.route().unwrap_or_else(|| f.binary.clone()), resource: f.resource, method, path, grants }
+            Function {
+                binary: f.route().unwrap_or_else(|| f.binary.clone()),
+                resource: f.resource,
+                method,
+                path,
+                grants,
+            }
         })
         .collect()
 }

@@ -5,10 +5,9 @@ use keysrv_tests::template::*;
 
 #[test]
 fn short_form_intrinsics_become_long_form() {
-    let v = parse(
-        "a: !Ref X\nb: !GetAtt T.Arn\nc: !If [C, !Sub 'x-${AWS::Region}', !Ref AWS::NoValue]\nd: [1, true, ~]\n",
-    )
-    .unwrap();
+    let v =
+        parse("a: !Ref X\nb: !GetAtt T.Arn\nc: !If [C, !Sub 'x-${AWS::Region}', !Ref AWS::NoValue]\nd: [1, true, ~]\n")
+            .unwrap();
     assert_eq!(
         v,
         json!({
