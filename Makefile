@@ -76,7 +76,7 @@ unit-aws: build $(VENV)/.installed
 		cargo nextest run --workspace --no-fail-fast \
 			-E 'package(keysrv-tests) | package(keysrv-functions) | (package(keysrv-shared) & test(/dynamo/))'
 
-test: lint unit unit-aws
+test: lint sdk-test unit unit-aws
 
 bench:
 	bench/keys.sh
@@ -109,3 +109,52 @@ deploy: $(VENV)/.installed
 clean:
 	cargo clean
 	rm -rf $(VENV) .keysrv .keysrv-aws bench/out
+
+# The mobile SDKs (bindings/, docs/SDK.md). `bindings` builds the library and
+# the generators (bindings/bindgen/, a workspace of its own: UniFFI's own and
+# uniffi-bindgen-java, at the versions in its Cargo.lock) and
+# generates Kotlin, Swift, Python and Java into target/bindings/ (never
+# edited, never committed); the Java is compiled (Java 17 + JNA from
+# libjna-java), so an API a generator cannot export fails the build.
+# `sdk-test` installs the Python wheel (maturin, dev profile) into .venv and
+# runs the Python binding tests and the same tests in Java over JNA; `unit`
+# then runs the slixmpp end-to-end tests (e2e/tests/slixmpp.rs) with it, so
+# `test` runs sdk-test first. `bench-sdk`: docs/BENCHMARKS.md, "SDK".
+.PHONY: bindings sdk-test bench-sdk
+BINDINGS := target/bindings
+SDK_LIB := target/debug/libkeysrv_ffi.so
+JNA_JAR ?= /usr/share/java/jna.jar
+JAVA_FLAGS := --release 17 --enable-preview -Xlint:-preview -nowarn
+
+$(VENV)/.sdk-installed: requirements-sdk.txt $(VENV)/.installed
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-sdk.txt
+	touch $@
+
+bindings:
+	cargo build -p keysrv-ffi --lib
+	cargo build --manifest-path bindings/bindgen/Cargo.toml --target-dir $(CURDIR)/target
+	rm -rf $(BINDINGS)
+	for lang in kotlin swift python; do \
+		./target/debug/uniffi-bindgen generate --no-format --library $(SDK_LIB) --language $$lang --out-dir $(BINDINGS)/$$lang; \
+	done
+	./target/debug/uniffi-bindgen-java generate --no-format --out-dir $(BINDINGS)/java $(SDK_LIB)
+	@for f in kotlin/uniffi/keysrv/keysrv.kt swift/keysrv.swift swift/keysrvFFI.h swift/keysrvFFI.modulemap \
+		python/keysrv.py java/uniffi/keysrv/KeysrvClient.java; do \
+		test -s $(BINDINGS)/$$f || { echo "$(BINDINGS)/$$f was not generated" >&2; exit 1; }; \
+	done
+	python3 -m py_compile $(BINDINGS)/python/keysrv.py
+	@test -f $(JNA_JAR) || { echo "JNA is missing: apt-get install libjna-java (or set JNA_JAR)" >&2; exit 1; }
+	mkdir -p $(BINDINGS)/java-classes
+	javac $(JAVA_FLAGS) -cp $(JNA_JAR) -d $(BINDINGS)/java-classes $$(find $(BINDINGS)/java -name '*.java')
+
+sdk-test: build bindings $(VENV)/.sdk-installed
+	PATH="$(CURDIR)/$(VENV)/bin:$(CURDIR)/target/debug:$$PATH" MATURIN_PEP517_ARGS="--profile dev" $(VENV)/bin/pip install -q \
+		--disable-pip-version-check --no-build-isolation --no-deps --force-reinstall ./bindings
+	KEYSRV_BIN=$(CURDIR)/target/debug/keysrv $(PY) -m pytest -q -p no:cacheprovider sdk/python/tests
+	javac $(JAVA_FLAGS) -cp $(JNA_JAR):$(BINDINGS)/java-classes -d $(BINDINGS)/java-classes sdk/java/KeysrvJavaTest.java
+	java --enable-preview -cp $(JNA_JAR):$(BINDINGS)/java-classes -Djna.library.path=$(CURDIR)/target/debug \
+		KeysrvJavaTest $(CURDIR)/target/debug/keysrv
+
+bench-sdk: build bindings $(VENV)/.sdk-installed
+	cargo build --release -p keysrv-ffi --lib --example sdk_bench
+	KEYSRV_BIN=$(CURDIR)/target/debug/keysrv $(PY) bench/sdk.py

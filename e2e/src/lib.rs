@@ -12,6 +12,7 @@
 
 pub mod keysrv;
 pub mod prosody;
+pub mod python;
 pub mod storage;
 pub mod xmpp;
 

@@ -1,0 +1,134 @@
+"""`make bench-sdk`: the numbers of docs/BENCHMARKS.md, "SDK".
+
+1. Size of the release bindings library (target/release/libkeysrv_ffi.so,
+   stripped by the release profile) and its largest sections.
+2. Seal and open of a 256-byte body through the Python bindings, against
+   the same calls made directly from Rust (bindings/examples/sdk_bench.rs):
+   the difference is the FFI overhead per message.
+3. Opening 1,000 archived messages under 10 keys through the Python
+   bindings (`open_messages`): time, and key requests (counted by a proxy).
+
+Runs the release library with the Python module `make bindings` generated,
+against a `keysrv server` it starts ($KEYSRV_BIN). Prints JSON.
+"""
+
+import asyncio
+import json
+import os
+import pathlib
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "sdk" / "python" / "tests"))
+LIB = ROOT / "target" / "release" / "libkeysrv_ffi.so"
+MODULE = ROOT / "target" / "bindings" / "python" / "keysrv.py"
+ITERATIONS = 2000
+
+
+def load_release_module():
+    assert LIB.is_file(), f"{LIB} is missing: cargo build --release -p keysrv-ffi --lib"
+    assert MODULE.is_file(), f"{MODULE} is missing: make bindings"
+    d = tempfile.mkdtemp(prefix="keysrv-bench-")
+    shutil.copy(MODULE, d)
+    shutil.copy(LIB, d)
+    sys.path.insert(0, d)
+    for name in [m for m in sys.modules if m == "keysrv" or m.startswith("keysrv.")]:
+        del sys.modules[name]
+    import keysrv  # noqa: E402 (the release library beside the module)
+
+    assert pathlib.Path(keysrv.__file__).parent == pathlib.Path(d), keysrv.__file__
+    return keysrv
+
+
+def sections():
+    out = subprocess.run(["size", "-A", str(LIB)], capture_output=True, text=True, check=True).stdout
+    rows = []
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].startswith(".") and parts[1].isdigit():
+            rows.append((parts[0], int(parts[1])))
+    return dict(sorted(rows, key=lambda r: -r[1])[:5])
+
+
+def main():
+    keysrv = load_release_module()
+    import conftest  # the test harness: Server, Proxy, StaticTokens
+
+    server = conftest.Server()
+    proxy = conftest.Proxy(server.url)
+    try:
+        romeo_t, juliet_t = server.token(conftest.ROMEO), server.token(conftest.JULIET)
+        rust = subprocess.run(
+            [str(ROOT / "target" / "release" / "examples" / "sdk_bench")],
+            env={**os.environ, "BENCH_URL": server.url, "BENCH_TOKEN_ROMEO": romeo_t,
+                 "BENCH_TOKEN_JULIET": juliet_t, "BENCH_ITERATIONS": str(ITERATIONS)},
+            capture_output=True, text=True, check=True).stdout
+        rust = json.loads(rust)
+
+        def client(token, url=server.url):
+            return keysrv.KeysrvClient(keysrv.ClientConfig(base_url=url), conftest.StaticTokens(token), None)
+
+        romeo, juliet = client(romeo_t), client(juliet_t)
+        body = "x" * 256
+
+        async def per_message():
+            created = await romeo.create_conversation([conftest.JULIET], keysrv.History.SHARED, None)
+            content = keysrv.MessageContent(body=body, files=[], extra=[])
+            ctx = keysrv.ReceiveContext(own_jid=conftest.JULIET)
+            await juliet.open_message(conftest.chat_stanza(created.key.seal(conftest.ROMEO, conftest.JULIET, content)), ctx)
+            seal = opn = 0.0
+            for _ in range(ITERATIONS):
+                t = time.perf_counter()
+                element = created.key.seal(conftest.ROMEO, conftest.JULIET, content)
+                seal += time.perf_counter() - t
+                s = conftest.chat_stanza(element)
+                t = time.perf_counter()
+                opened = await juliet.open_message(s, ctx)
+                opn += time.perf_counter() - t
+                assert opened.body == body
+            return seal / ITERATIONS * 1e6, opn / ITERATIONS * 1e6
+
+        async def archive():
+            created = await romeo.create_conversation([conftest.JULIET], keysrv.History.SHARED, None)
+            keys = [created.key] + [await romeo.rotate(created.conversation_id, None) for _ in range(9)]
+            content = lambda i: keysrv.MessageContent(body=f"archived message {i}", files=[], extra=[])
+            stanzas = [conftest.chat_stanza(keys[i % 10].seal(conftest.ROMEO, conftest.JULIET, content(i)))
+                       for i in range(1000)]
+            runs = []
+            for _ in range(5):
+                tablet = client(juliet_t, proxy.url)  # a new device: empty caches
+                proxy.clear()
+                t = time.perf_counter()
+                outcomes = await tablet.open_messages(stanzas, keysrv.ReceiveContext(own_jid=conftest.JULIET))
+                runs.append((time.perf_counter() - t) * 1000)
+                assert all(o.message is not None for o in outcomes)
+                key_requests = len(proxy.requests(prefix="/v1/keys"))
+                other = len(proxy.seen) - key_requests
+            return sorted(runs)[len(runs) // 2], key_requests, other
+
+        py_seal, py_open = asyncio.run(per_message())
+        ms, key_requests, other = asyncio.run(archive())
+        cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+        print(json.dumps({
+            "machine": {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()},
+            "library_bytes": LIB.stat().st_size,
+            "largest_sections": sections(),
+            "seal_256_us": {"python": round(py_seal, 2), "rust": rust["rust_seal_us"],
+                            "ffi_overhead": round(py_seal - rust["rust_seal_us"], 2)},
+            "open_256_us": {"python": round(py_open, 2), "rust": rust["rust_open_us"],
+                            "ffi_overhead": round(py_open - rust["rust_open_us"], 2)},
+            "open_1000_archived_under_10_keys": {"median_ms": round(ms, 1), "key_requests": key_requests,
+                                                 "other_requests": other},
+        }, indent=2))
+    finally:
+        proxy.stop()
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
