@@ -7,7 +7,8 @@
 //! The canonical form of a bare JID (docs/PROTOCOL.md 6.9):
 //!
 //! - **localpart**: Nodeprep (RFC 6122, RFC 3920 appendix A): case-folded,
-//!   NFKC, prohibited characters refused;
+//!   NFKC, prohibited characters and code points unassigned in Unicode 3.2
+//!   refused;
 //! - **domainpart**: one trailing dot removed (RFC 7622 §3.2), then IDNA
 //!   (UTS #46, non-transitional, STD3 rules, hyphen and DNS length checks)
 //!   to **A-labels**: lowercase ASCII, `xn--` for internationalized labels.
@@ -187,6 +188,15 @@ fn build(parts: Parts<'_>) -> Result<BareJid, JidError> {
 }
 
 fn localpart(local: &str) -> Result<Cow<'_, str>, JidError> {
+    // `stringprep::nodeprep` checks for unassigned code points only after
+    // NFKC, which uses today's Unicode while the case folding uses 3.2's: a
+    // character added since 3.2 is never folded, and NFKC can then turn it
+    // into an assigned upper-case letter (U+03F9 into `Σ`). The result would
+    // not be a fixed point, and `canonical` would refuse it. RFC 3454 §7
+    // forbids unassigned code points in stored strings, so check the input.
+    if local.chars().any(stringprep::tables::unassigned_code_point) {
+        return Err(JidError::Localpart);
+    }
     let prepped = stringprep::nodeprep(local).map_err(|_| JidError::Localpart)?;
     if prepped.is_empty() || prepped.len() > MAX_PART {
         return Err(JidError::Localpart);
@@ -255,6 +265,25 @@ mod tests {
             assert_eq!(BareJid::normalize(once.as_str()).unwrap(), once, "{s}");
             assert_eq!(BareJid::canonical(once.as_str()).unwrap(), once, "{s}");
         }
+    }
+
+    /// Found by fuzzing (fuzz/regressions/jid/nodeprep-unassigned-lunate-sigma).
+    /// `stringprep::nodeprep` case-folds with Unicode 3.2's tables but NFKCs
+    /// with today's Unicode, so a code point unassigned in 3.2 escapes the
+    /// folding: U+03F9 (added in 4.0) became `Σ`, upper case, and that
+    /// normalized again to `σ`. Nodeprep forbids unassigned code points in
+    /// stored strings (RFC 3454 §7, RFC 6122 appendix A.5), and a member
+    /// list is stored.
+    #[test]
+    fn unassigned_in_unicode_3_2_is_refused() {
+        for s in ["\u{3f9}@a", "x\u{1f600}@capulet.lit", "\u{3f9}@a/r"] {
+            let bare = s.split_once('/').map_or(s, |(b, _)| b);
+            assert_eq!(BareJid::normalize(bare), Err(JidError::Localpart), "{s:?}");
+            assert_eq!(BareJid::canonical(bare), Err(JidError::Localpart), "{s:?}");
+            assert_eq!(BareJid::bare_of(s), Err(JidError::Localpart), "{s:?}");
+        }
+        // Assigned in 3.2 (upper case, compatibility forms): still folded.
+        assert_eq!(BareJid::normalize("\u{3a3}\u{ff21}@a").unwrap().as_str(), "\u{3c3}a@a");
     }
 
     #[test]

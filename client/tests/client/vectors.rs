@@ -112,6 +112,17 @@ fn jid_vectors() -> JidVectors {
         jv("user@[2001:DB8::0:1]", ok("user@[2001:db8::1]"), "IPv6 literal domain, RFC 5952 form"),
         jv("user@localhost", ok("user@localhost"), "single-label domain"),
         jv(
+            "\u{3f9}@capulet.lit",
+            err("localpart"),
+            "U+03F9 (added in Unicode 4.0) is unassigned in Unicode 3.2, the version of stringprep: refused (RFC 3454 7), \
+             else NFKC would make it an upper-case sigma that a second normalization folds again",
+        ),
+        jv(
+            "juliet\u{1f600}@capulet.lit",
+            err("localpart"),
+            "an emoji is unassigned in Unicode 3.2: refused in a localpart",
+        ),
+        jv(
             "jul\u{ad}iet@capulet.lit",
             err("invisible"),
             "soft hyphen (U+00AD): stringprep would drop it; keysrv refuses it",
