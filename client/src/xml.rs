@@ -238,8 +238,17 @@ pub(crate) fn escape_attr(s: &str) -> Result<String, XmlError> {
 fn ns_of(res: ResolveResult<'_>) -> Result<String, XmlError> {
     match res {
         ResolveResult::Unbound => Ok(String::new()),
+        // quick-xml hands over the declaration's value as written: its
+        // references must be resolved like any attribute value's, or
+        // `urn:a&amp;b` would not be `urn:a&b` and would be escaped again on
+        // every write.
         ResolveResult::Bound(ns) => {
-            String::from_utf8(ns.into_inner().to_vec()).map_err(|_| err("a namespace is not UTF-8"))
+            let raw = std::str::from_utf8(ns.into_inner()).map_err(|_| err("a namespace is not UTF-8"))?;
+            let ns = quick_xml::escape::unescape(raw).map_err(|e| err(format!("bad namespace name: {e}")))?;
+            if let Some(c) = ns.chars().find(|c| !is_xml_char(*c)) {
+                return Err(bad_char(c));
+            }
+            Ok(ns.into_owned())
         }
         ResolveResult::Unknown(prefix) => {
             Err(err(format!("the prefix {:?} is not declared", String::from_utf8_lossy(&prefix))))
@@ -414,6 +423,26 @@ mod tests {
         assert_eq!(e.attrs[0].ns, XML_NS);
         assert_eq!(e.to_xml().unwrap(), "<a xmlns='urn:x' xml:lang='en' xmlns:ns0='urn:p' ns0:q='v'/>");
         assert_eq!(parse(&e.to_xml().unwrap()).unwrap(), e);
+    }
+
+    /// Found by fuzzing (fuzz/regressions/stanza/namespace-with-reference):
+    /// namespace names were taken raw from the declaration, so `&amp;` stayed
+    /// in the name, was escaped again on every write and grew without end,
+    /// and a namespace written with a character reference was not the
+    /// namespace it names.
+    #[test]
+    fn namespace_names_are_unescaped() {
+        let e = parse("<x xmlns='urn:a&amp;b'><y xmlns:p='urn:&#x70;' p:q='v'/></x>").unwrap();
+        assert_eq!(e.ns, "urn:a&b");
+        assert_eq!(e.elements().next().unwrap().attrs[0].ns, "urn:p");
+        let xml = e.to_xml().unwrap();
+        assert_eq!(xml, "<x xmlns='urn:a&amp;b'><y xmlns:ns0='urn:p' ns0:q='v'/></x>");
+        assert_eq!(parse(&xml).unwrap(), e);
+        let enc = parse("<e:encrypted xmlns:e='jabber&#58;encrypted' objectid='c.k'>AQID</e:encrypted>").unwrap();
+        assert!(enc.is("jabber:encrypted", "encrypted"));
+        for bad in ["<x xmlns='urn:&bogus;'/>", "<x xmlns='urn:&#1;'/>", "<x xmlns='urn:&#xD800;'/>"] {
+            assert!(parse(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]
