@@ -76,7 +76,7 @@ unit-aws: build $(VENV)/.installed
 		cargo nextest run --workspace --no-fail-fast \
 			-E 'package(keysrv-tests) | package(keysrv-functions) | (package(keysrv-shared) & test(/dynamo/))'
 
-test: lint sdk-test unit unit-aws
+test: lint sdk-test unit unit-aws fuzz-ci
 
 bench:
 	bench/keys.sh
@@ -109,6 +109,17 @@ deploy: $(VENV)/.installed
 clean:
 	cargo clean
 	rm -rf $(VENV) .keysrv .keysrv-aws bench/out
+
+# Coverage-guided fuzzing (libFuzzer on stable Rust) of every parser that
+# reads untrusted input: fuzz/README.md. `fuzz-ci` replays fuzz/regressions
+# and fuzzes each target for a few seconds (FUZZ_SECONDS, default 10);
+# `fuzz` for 10 minutes each (FUZZ_SECONDS=600).
+.PHONY: fuzz fuzz-ci
+fuzz-ci:
+	bash scripts/fuzz.sh ci
+
+fuzz:
+	bash scripts/fuzz.sh long
 
 # The mobile SDKs (bindings/, docs/SDK.md). `bindings` builds the library and
 # the generators (bindings/bindgen/, a workspace of its own: UniFFI's own and
