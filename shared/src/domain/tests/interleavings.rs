@@ -160,3 +160,94 @@ async fn the_sweep_deletes_exactly_the_bytes_without_a_row() {
     assert_eq!(f.files.get(&tombstone), Some(Object::Tombstone), "tombstones are left to expire");
     assert_eq!(f.keys.sweep_unregistered_bytes().await.unwrap().deleted, 0);
 }
+
+/// Optimistic writes retry this many times (`service::MAX_ATTEMPTS`) before
+/// answering 503: bounded, so a hot conversation cannot hold a request
+/// forever, and more than once, so an ordinary race is invisible.
+const MAX_ATTEMPTS: usize = 16;
+
+/// Which write loses every race in `a_write_that_always_loses`.
+#[derive(Clone, Copy, Debug)]
+enum Write {
+    Rotate,
+    AddMember,
+    RemoveMember,
+}
+
+/// Another writer (the owner rotating the key) wins every race: just
+/// before each of the service's conditional writes it changes the
+/// conversation, so the write is stale. The service must retry, waiting
+/// between attempts, and give up with `Contended` after exactly
+/// `MAX_ATTEMPTS` writes, leaving the conversation as the winner made it.
+async fn a_write_that_always_loses(write: Write) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+    use std::time::{Duration, Instant};
+
+    use crate::adapters::memory::{Call, Hook};
+    use crate::domain::model::Role;
+
+    let f = Fixture::new();
+    let (owner, bob, carol) = (jid("owner@x.example"), jid("bob@x.example"), jid("carol@x.example"));
+    let c = f.keys.create_conversation(&owner, vec![bob.clone()], History::Shared, None).await.unwrap();
+    let cid = c.conversation_id.to_string();
+
+    let writes = Arc::new(AtomicUsize::new(0));
+    let busy = Arc::new(AtomicBool::new(false));
+    let (keys, w, b, o, id) = (f.keys.clone(), writes.clone(), busy.clone(), owner.clone(), cid.clone());
+    let hook: Hook = Arc::new(move |call: Call| {
+        let (keys, w, b, o, id) = (keys.clone(), w.clone(), b.clone(), o.clone(), id.clone());
+        Box::pin(async move {
+            // The winner's own calls pass straight through.
+            if call != (Call { port: "store", method: "update" }) || b.swap(true, Ordering::SeqCst) {
+                return;
+            }
+            w.fetch_add(1, Ordering::SeqCst);
+            keys.rotate_key(&o, &id, None).await.expect("the winning rotation");
+            b.store(false, Ordering::SeqCst);
+        })
+    });
+    f.store.set_hook(Some(hook));
+
+    let started = Instant::now();
+    let attempts = async {
+        match write {
+            Write::Rotate => f.keys.rotate_key(&owner, &cid, None).await.map(|_| ()),
+            Write::AddMember => f.keys.put_member(&owner, &cid, &carol, Role::Member).await.map(|_| ()),
+            Write::RemoveMember => f.keys.remove_member(&owner, &cid, &bob).await.map(|_| ()),
+        }
+    };
+    // The waits add up to 0.7 s at most; far longer means it does not give up.
+    let got = tokio::time::timeout(Duration::from_secs(30), attempts).await.expect("gave up in time");
+    let waited = started.elapsed();
+    f.store.set_hook(None);
+
+    assert!(matches!(got, Err(Error::Contended)), "{write:?}: {got:?}");
+    assert_eq!(writes.load(Ordering::SeqCst), MAX_ATTEMPTS, "{write:?}: conditional writes tried");
+    // Between the attempts the loser waits a random part of 2, 4, ... 64 ms
+    // (`back_off_delay`): 15 waits, 10 of them of up to 64 ms, so in all
+    // well over 50 ms (less has a chance below 1e-7). Retrying at once
+    // would take a few milliseconds at most.
+    assert!(waited > Duration::from_millis(50), "{write:?}: retried without waiting ({waited:?})");
+    // Only the winner's changes were applied: bob is still a member, carol
+    // is not, and the current key is the winner's last.
+    let view = f.keys.conversation(&owner, &cid).await.unwrap();
+    let mut members: Vec<&str> = view.members.iter().map(|m| m.jid.as_str()).collect();
+    members.sort_unstable();
+    assert_eq!(members, ["bob@x.example", "owner@x.example"], "{write:?}");
+    assert_eq!(view.conversation.seq, 1 + MAX_ATTEMPTS as u64, "{write:?}: one change per winning rotation");
+}
+
+#[tokio::test]
+async fn a_rotation_that_always_loses_the_race_gives_up_after_bounded_waiting_retries() {
+    a_write_that_always_loses(Write::Rotate).await;
+}
+
+#[tokio::test]
+async fn an_addition_that_always_loses_the_race_gives_up_after_bounded_waiting_retries() {
+    a_write_that_always_loses(Write::AddMember).await;
+}
+
+#[tokio::test]
+async fn a_removal_that_always_loses_the_race_gives_up_after_bounded_waiting_retries() {
+    a_write_that_always_loses(Write::RemoveMember).await;
+}
