@@ -162,10 +162,6 @@ impl KeyService {
         }
     }
 
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
     /// See `ConversationStore::warm_up`.
     pub async fn warm_up(&self) {
         self.store.warm_up().await;
