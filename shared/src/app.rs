@@ -146,7 +146,7 @@ async fn aws<const S3: bool>(settings: &crate::config::AwsSettings) -> Result<Ba
         }
     };
     let files: Arc<dyn FileStore> = match &settings.files {
-        Some(s3) if S3 => Arc::new(crate::adapters::s3::S3FileStore::connect(&sdk, s3)),
+        Some(s3) if S3 => Arc::new(crate::adapters::s3::S3FileStore::connect(&sdk, s3)?),
         Some(_) => Arc::new(NoFileStore("this function serves no file route")),
         None => Arc::new(NoFileStore("file storage is not configured (KEYSRV_FILES_BUCKET, KEYSRV_FILES_KMS_KEY_ID)")),
     };
