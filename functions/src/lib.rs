@@ -1,6 +1,16 @@
 //! The Lambda side of the HTTP glue: turn an API Gateway HTTP API (payload
 //! v2) event into the shared `ApiRequest`, run the route's handler, and turn
-//! the response back. Every binary in `src/bin` is one route and calls `run`.
+//! the response back.
+//!
+//! Three binaries serve every function of template.yaml (`src/bin`):
+//! `keysrv_api` the routes that touch no file bytes, `keysrv_files` those
+//! that do plus the scheduled sweep of the files bucket, and `pre_sign_up`
+//! Cognito's trigger. Each function names what it serves in `KEYSRV_ROUTE`
+//! (template.yaml) and keeps its own IAM role; a binary refuses to start as
+//! anything it does not serve. Fewer, shared binaries: one fat-LTO link per
+//! binary instead of per function (`make package`), and one build per binary
+//! in `sam build`, which builds functions with identical build properties
+//! once. Only `keysrv_files` links S3 code.
 //!
 //! API Gateway's JWT authorizer has already verified the token; its claims
 //! arrive in `requestContext.authorizer.jwt.claims`.
@@ -20,19 +30,78 @@ use keysrv_shared::http::{ApiRequest, Claims, MAX_BODY_BYTES, Route};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response, service_fn};
 
-/// Runs `route` as a Lambda function. Configuration, backends and clients
-/// are built once per container, before the first invocation. For routes
-/// that touch no file bytes: the binary links no S3 client.
-pub async fn run(route: Route) -> Result<(), lambda_http::Error> {
-    init_logging();
-    serve(route, App::from_env_without_files().await?).await
+/// The environment variable that names a function's route (template.yaml).
+pub const ROUTE_VAR: &str = "KEYSRV_ROUTE";
+
+/// What one Lambda function does: a route of the API, or the sweep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Function {
+    Route(Route),
+    /// The scheduled sweep of the files bucket (`sweep.rs`).
+    SweepFiles,
 }
 
-/// `run`, for the routes that move or delete file bytes
-/// (`Route::touches_file_bytes`): with the S3 client.
-pub async fn run_with_files(route: Route) -> Result<(), lambda_http::Error> {
+impl Function {
+    pub fn from_name(name: &str) -> Option<Function> {
+        match name {
+            "sweep_files" => Some(Function::SweepFiles),
+            _ => Route::from_name(name).map(Function::Route),
+        }
+    }
+
+    /// Whether it needs S3, and so runs as `keysrv_files`; everything else
+    /// runs as `keysrv_api`, which links no S3 code.
+    pub fn needs_s3(self) -> bool {
+        match self {
+            Function::Route(route) => route.touches_file_bytes(),
+            Function::SweepFiles => true,
+        }
+    }
+
+    /// The binary that serves it.
+    pub fn binary(self) -> &'static str {
+        if self.needs_s3() { "keysrv_files" } else { "keysrv_api" }
+    }
+}
+
+/// The function `KEYSRV_ROUTE` names, if `binary` serves it.
+pub fn function_from_env(binary: &str) -> Result<Function, String> {
+    select(binary, std::env::var(ROUTE_VAR).ok().as_deref())
+}
+
+/// The function `name` (`KEYSRV_ROUTE`'s value) names, if `binary` serves
+/// it. A mismatch stops the start: a function that came up as another
+/// route would run under the wrong role, or without the S3 its route needs.
+pub fn select(binary: &str, name: Option<&str>) -> Result<Function, String> {
+    let name = name.ok_or_else(|| format!("{ROUTE_VAR} is not set (template.yaml sets it)"))?;
+    let function = Function::from_name(name).ok_or_else(|| format!("{ROUTE_VAR}={name:?} names no route"))?;
+    if function.binary() == binary {
+        Ok(function)
+    } else {
+        Err(format!("{ROUTE_VAR}={name}: served by {}, not {binary}", function.binary()))
+    }
+}
+
+/// `keysrv_api`: a route that touches no file bytes. The app is built
+/// without S3 (`App::from_env_without_files`), so this binary links none.
+/// Configuration, backends and clients are built once per container,
+/// before the first invocation.
+pub async fn main_without_files() -> Result<(), lambda_http::Error> {
     init_logging();
-    serve(route, App::from_env().await?).await
+    match function_from_env("keysrv_api")? {
+        Function::Route(route) => serve(route, App::from_env_without_files().await?).await,
+        Function::SweepFiles => Err("the sweep runs as keysrv_files".into()),
+    }
+}
+
+/// `keysrv_files`: a route that moves or deletes file bytes
+/// (`Route::touches_file_bytes`), or the sweep; with S3.
+pub async fn main_with_files() -> Result<(), lambda_http::Error> {
+    init_logging();
+    match function_from_env("keysrv_files")? {
+        Function::Route(route) => serve(route, App::from_env().await?).await,
+        Function::SweepFiles => sweep::run_sweep().await,
+    }
 }
 
 async fn serve(route: Route, app: App) -> Result<(), lambda_http::Error> {

@@ -11,8 +11,7 @@ use lambda_http::lambda_runtime::{self, LambdaEvent, service_fn};
 use serde_json::{Value, json};
 
 /// Runs the sweep as a Lambda function (an EventBridge schedule invokes it).
-pub async fn run_sweep() -> Result<(), lambda_runtime::Error> {
-    crate::init_logging();
+pub(crate) async fn run_sweep() -> Result<(), lambda_runtime::Error> {
     let app = std::sync::Arc::new(App::from_env().await?);
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<Value>| {
         let app = app.clone();

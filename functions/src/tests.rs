@@ -236,3 +236,21 @@ async fn each_invocation_logs_its_metrics_in_emf() {
     }
     assert!(line["_aws"]["Timestamp"].as_i64().is_some_and(|t| t > 1_700_000_000_000));
 }
+
+/// Each function runs the binary that serves it (template.yaml's `Binary:`
+/// is checked against this in keysrv's route parity test), and a binary
+/// will not start as a function it does not serve.
+#[test]
+fn functions_select_their_binary() {
+    use crate::{Function, select};
+    for route in Route::ALL {
+        let binary = if route.touches_file_bytes() { "keysrv_files" } else { "keysrv_api" };
+        assert_eq!(select(binary, Some(route.name())), Ok(Function::Route(*route)));
+        let other = if binary == "keysrv_api" { "keysrv_files" } else { "keysrv_api" };
+        assert!(select(other, Some(route.name())).is_err(), "{} started as {other}", route.name());
+    }
+    assert_eq!(select("keysrv_files", Some("sweep_files")), Ok(Function::SweepFiles));
+    assert!(select("keysrv_api", Some("sweep_files")).is_err());
+    assert!(select("keysrv_api", Some("nope")).is_err());
+    assert!(select("keysrv_api", None).is_err());
+}

@@ -45,7 +45,7 @@ impl App {
 
     /// As `from_env`, for a process that serves no route touching file
     /// bytes (most Lambda functions): on AWS it has no S3 client, and its
-    /// binary does not link one (see `functions/src/bin`).
+    /// binary does not link one (`keysrv_api`, functions/src/lib.rs).
     pub async fn from_env_without_files() -> Result<Self, StartError> {
         Ok(Self::build::<false>(Config::from_env()?).await?)
     }

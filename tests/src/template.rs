@@ -133,13 +133,25 @@ pub struct Function {
 }
 
 impl Function {
-    /// The API route this function serves: the `KEYSRV_ROUTE` it is given,
-    /// else its binary's name (`None` for a function without an HTTP event).
+    /// What the function serves, as its `KEYSRV_ROUTE` names it: a route,
+    /// or `sweep_files`. `None` for Cognito's trigger, a binary of its own.
+    pub fn route_var(&self) -> Option<&str> {
+        self.environment.get("KEYSRV_ROUTE").and_then(Value::as_str)
+    }
+
+    /// The API route this function serves (`None` for a function without an
+    /// HTTP event).
     pub fn route(&self) -> Option<String> {
         if self.http_events.is_empty() {
             return None;
         }
-        Some(self.environment.get("KEYSRV_ROUTE").and_then(Value::as_str).unwrap_or(&self.binary).to_owned())
+        self.route_var().map(str::to_owned)
+    }
+
+    /// The name a test knows the function by: what it serves, else its
+    /// binary's name.
+    pub fn name(&self) -> String {
+        self.route_var().unwrap_or(&self.binary).to_owned()
     }
 }
 

@@ -11,6 +11,12 @@ use keysrv_shared::config::Backend;
 use keysrv_shared::http::Route;
 use keysrv_shared::{App, Config};
 
+// The YAML reader of the IAM parity test (CloudFormation's short forms in
+// long form), not a second one.
+#[allow(dead_code)]
+#[path = "../../../tests/src/template.rs"]
+mod template;
+
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
 }
@@ -51,21 +57,14 @@ fn openapi_documents_exactly_the_routes_in_the_code() {
     assert_eq!(openapi_routes(), code_routes());
 }
 
-/// (METHOD, path, binary) for every function in template.yaml: each has one
-/// `Binary:` in its build metadata and one HttpApi event with `Method:` and
-/// `Path:` (the template keeps them one per line).
+/// (METHOD, path, route) for every HttpApi event of a function in
+/// template.yaml, the route being the function's `KEYSRV_ROUTE`.
 fn template_routes() -> BTreeSet<(String, String, String)> {
-    let text = std::fs::read_to_string(workspace().join("template.yaml")).unwrap();
     let mut out = BTreeSet::new();
-    let (mut binary, mut method) = (None::<String>, None::<String>);
-    for line in text.lines().map(str::trim) {
-        if let Some(b) = line.strip_prefix("Binary:") {
-            binary = Some(b.trim().to_owned());
-        } else if let Some(m) = line.strip_prefix("Method:") {
-            method = Some(m.trim().to_uppercase());
-        } else if let Some(p) = line.strip_prefix("Path:") {
-            let (b, m) = (binary.take().expect("Binary before Path"), method.take().expect("Method before Path"));
-            out.insert((m, p.trim().to_owned(), b));
+    for f in template::functions(&template::template()) {
+        for (method, path) in &f.http_events {
+            let route = f.route_var().unwrap_or_else(|| panic!("{}: an HttpApi event but no KEYSRV_ROUTE", f.resource));
+            out.insert((method.clone(), path.clone(), route.to_owned()));
         }
     }
     out
@@ -78,17 +77,30 @@ fn template_declares_exactly_the_routes_in_the_code() {
     assert_eq!(routes, code_routes());
 }
 
+/// Every route is served by exactly one function of template.yaml, which
+/// names it in `KEYSRV_ROUTE` and has exactly the route's HttpApi event; the
+/// functions build the binaries of functions/src/bin and no others.
 #[test]
-fn one_lambda_binary_per_route() {
+fn one_lambda_function_per_route() {
+    let functions = template::functions(&template::template());
+    for route in Route::ALL {
+        let serving: Vec<&template::Function> =
+            functions.iter().filter(|f| f.route_var() == Some(route.name())).collect();
+        let [f] = serving.as_slice() else {
+            panic!("{}: served by {} functions, not one: {serving:#?}", route.name(), serving.len());
+        };
+        assert_eq!(f.http_events, [(route.method().to_string(), route.path().to_owned())], "{}", f.resource);
+    }
+    // Not routes: Cognito's pre sign-up trigger, the scheduled sweep.
+    let others: BTreeSet<(Option<&str>, &str)> =
+        functions.iter().filter(|f| f.http_events.is_empty()).map(|f| (f.route_var(), f.binary.as_str())).collect();
+    assert_eq!(others, BTreeSet::from([(None, "pre_sign_up"), (Some("sweep_files"), "keysrv_files")]));
+    let built: BTreeSet<String> = functions.iter().map(|f| f.binary.clone()).collect();
     let bins: BTreeSet<String> = std::fs::read_dir(workspace().join("functions/src/bin"))
         .unwrap()
         .map(|e| e.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned())
         .collect();
-    let mut names: BTreeSet<String> = Route::ALL.iter().map(|r| r.name().to_owned()).collect();
-    // Not routes: Cognito's pre sign-up trigger, the scheduled sweep.
-    names.insert("pre_sign_up".to_owned());
-    names.insert("sweep_files".to_owned());
-    assert_eq!(bins, names);
+    assert_eq!(built, bins, "template.yaml builds exactly the binaries of functions/src/bin");
 }
 
 /// Only canonical bare JIDs can become Cognito usernames: the user pool runs
@@ -109,18 +121,23 @@ fn the_user_pool_runs_the_pre_sign_up_trigger() {
     }
 }
 
+/// Only the functions that touch file bytes (and the sweep) run the binary
+/// with S3 code, `keysrv_files`; every other route runs `keysrv_api`, whose
+/// entry point builds the app without S3 (`App::from_env_without_files`:
+/// the S3 adapter is never instantiated, so the binary does not link it).
+/// `make lambda-parity` checks the release binaries themselves.
 #[test]
 fn only_the_binaries_of_file_routes_link_the_s3_client() {
-    for route in Route::ALL {
-        let path = workspace().join(format!("functions/src/bin/{}.rs", route.name()));
-        let source = std::fs::read_to_string(&path).unwrap();
-        let (with, without) = (source.contains("run_with_files("), source.contains("keysrv_functions::run("));
-        assert_eq!(
-            (with, without),
-            (route.touches_file_bytes(), !route.touches_file_bytes()),
-            "{}: a route that touches file bytes calls run_with_files, any other run",
-            path.display()
-        );
+    for f in template::functions(&template::template()) {
+        let Some(name) = f.route_var() else { continue };
+        let needs_s3 = match Route::from_name(name) {
+            Some(route) => route.touches_file_bytes(),
+            None => {
+                assert_eq!(name, "sweep_files", "{}: KEYSRV_ROUTE={name} names no route", f.resource);
+                true
+            }
+        };
+        assert_eq!(f.binary, if needs_s3 { "keysrv_files" } else { "keysrv_api" }, "{}: {name}", f.resource);
     }
 }
 

@@ -111,7 +111,8 @@ fn describe(grants: &Grants) -> String {
 #[derive(Debug, Default)]
 struct Function {
     resource: String,
-    binary: String,
+    /// What it serves (its `KEYSRV_ROUTE`), else its binary (`pre_sign_up`).
+    name: String,
     method: String,
     path: String,
     grants: Grants,
@@ -179,13 +180,7 @@ fn parse_template(text: &str) -> Vec<Function> {
                 }
             }
             let (method, path) = f.http_events.first().cloned().unwrap_or_default();
-            Function {
-                binary: f.route().unwrap_or_else(|| f.binary.clone()),
-                resource: f.resource,
-                method,
-                path,
-                grants,
-            }
+            Function { name: f.name(), resource: f.resource, method, path, grants }
         })
         .collect()
 }
@@ -474,11 +469,11 @@ async fn iam_policies_grant_every_action_each_route_uses() {
     // writes nothing; the scheduled sweep lists the bucket, looks storage
     // keys up and deletes objects (the calls of `sweep_unregistered_bytes`).
     let (functions, others): (Vec<_>, Vec<_>) = parse_template(&text).into_iter().partition(|f| !f.path.is_empty());
-    let other_names: Vec<&str> = others.iter().map(|t| t.binary.as_str()).collect();
+    let other_names: Vec<&str> = others.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(other_names, ["pre_sign_up", "sweep_files"], "{others:#?}");
     for t in &others {
         let granted: BTreeSet<String> = t.grants.keys().cloned().collect();
-        let wanted: BTreeSet<String> = match t.binary.as_str() {
+        let wanted: BTreeSet<String> = match t.name.as_str() {
             "sweep_files" => ["dynamodb:BatchGetItem", "s3:ListBucket", "s3:DeleteObject"].map(String::from).into(),
             _ => BTreeSet::new(),
         };
@@ -486,9 +481,9 @@ async fn iam_policies_grant_every_action_each_route_uses() {
     }
     assert!(functions.len() >= 9, "found only {} functions in template.yaml: {functions:#?}", functions.len());
     for f in &functions {
-        assert!(!f.binary.is_empty(), "{}: no Binary:", f.resource);
+        assert!(!f.name.is_empty(), "{}: neither KEYSRV_ROUTE nor Binary", f.resource);
         assert!(!f.grants.is_empty(), "{}: no actions parsed from its Policies", f.resource);
-        println!("template: {} {} {} ({}) grants {}", f.binary, f.method, f.path, f.resource, describe(&f.grants));
+        println!("template: {} {} {} ({}) grants {}", f.name, f.method, f.path, f.resource, describe(&f.grants));
     }
 
     let proxy = FaultProxy::start(&aws::emulator().env.endpoint);
@@ -854,19 +849,19 @@ async fn iam_policies_grant_every_action_each_route_uses() {
     let mut gaps = Vec::new();
     println!("\nfunction             used (incl. init warm-up)                      | granted but never used");
     for f in &functions {
-        let Some(used) = rec.used.get_mut(&f.binary) else {
-            gaps.push(format!("{}: no requests of this route were driven (add it to the test)", f.binary));
+        let Some(used) = rec.used.get_mut(&f.name) else {
+            gaps.push(format!("{}: no requests of this route were driven (add it to the test)", f.name));
             continue;
         };
         used.entry(init.clone()).or_default().insert("Lambda init: DynamoStore::warm_up".into());
         let used_actions: BTreeSet<&str> = used.keys().map(|u| u.action.as_str()).collect();
         let unused: Vec<&String> = f.grants.keys().filter(|a| !used_actions.contains(a.as_str())).collect();
-        println!("{:<20} {:<46} | {unused:?}", f.binary, format!("{used_actions:?}"));
+        println!("{:<20} {:<46} | {unused:?}", f.name, format!("{used_actions:?}"));
         for (u, whence) in used.iter() {
             if let Some(why) = denied(&f.grants, u) {
                 gaps.push(format!(
                     "{} ({}): {} {why} (used with leading keys {:?}, via {:?}, context keys {:?}); needed by: {}",
-                    f.binary,
+                    f.name,
                     f.resource,
                     u.action,
                     u.leading_keys,
@@ -879,7 +874,7 @@ async fn iam_policies_grant_every_action_each_route_uses() {
     }
     for route in rec.used.keys() {
         assert!(
-            functions.iter().any(|f| &f.binary == route),
+            functions.iter().any(|f| &f.name == route),
             "the test drove {route}, which template.yaml does not have"
         );
     }
@@ -963,7 +958,7 @@ Resources:
         ),
         ("s3:GetObject".to_owned(), vec![Scope::default()]),
     ]);
-    assert_eq!(fs[0].binary, "foo");
+    assert_eq!(fs[0].name, "foo");
     assert_eq!(fs[0].grants, want);
     let batch_get =
         |pk: &str| Use { leading_keys: Some(BTreeSet::from([pk.to_owned()])), ..Use::new("dynamodb:BatchGetItem") };
