@@ -12,7 +12,7 @@ TEST_EMULATOR_PORT ?= 5598
 TEST_STATE := target/emulator
 NEXTEST := $(shell command -v cargo-nextest >/dev/null && echo "cargo nextest run" || echo "cargo test")
 
-.PHONY: help run run-aws test lint lint-template unit unit-aws bench soak package deploy build clean
+.PHONY: help run run-aws test lint lint-template unit unit-aws bench soak package lambda-parity deploy build clean
 
 help:
 	@echo "make run    build and start keysrv server (dev mode, embedded backends)"
@@ -20,7 +20,8 @@ help:
 	@echo "make test   fmt, clippy, licences, and every test suite"
 	@echo "make bench  load-test GET /v1/keys/{objectid} with wrk; stream a 100 MiB file through the embedded file server (peak RSS)"
 	@echo "make soak   10 minutes of keysrv server at 80% of its key-fetch peak, realistic mix, invariants checked"
-	@echo "make package  build every Lambda function with cargo-lambda and print zip sizes"
+	@echo "make package  build the Lambda binaries with cargo-lambda and print zip sizes"
+	@echo "make lambda-parity  check that sam build ships the binaries make package builds"
 	@echo "make deploy   sam build && sam deploy --guided"
 
 $(VENV)/.installed: requirements-dev.txt
@@ -90,15 +91,42 @@ soak:
 	mkdir -p bench/out
 	KEYSRV_BIN=$(CURDIR)/target/release/keysrv ./target/release/soak | tee bench/out/soak.json
 
-# Every Lambda function, built for Lambda (x86_64; add --arm64 where the
-# aarch64 target is installed) and zipped, with each zip's size.
+# Where cargo builds (CARGO_TARGET_DIR if set): cargo-lambda leaves each
+# binary in $(TARGET)/lambda/<binary>/.
+TARGET := $(or $(CARGO_TARGET_DIR),target)
+# aws-sam-cli for `make lambda-parity` (not a test tool: a venv of its own).
+SAM_VENV ?= target/venv-sam
+
+# The three Lambda binaries (keysrv_api, keysrv_files, pre_sign_up), built
+# for Lambda (x86_64; LAMBDA_ARCH=arm64 where the aarch64 target is
+# installed) and zipped, with each zip's size. Each is built with exactly
+# the cargo-lambda call `sam build` makes for it (from functions/, the
+# CodeUri, with --bin: cargo-lambda reads functions/Cargo.toml's
+# [package.metadata.lambda.build] only for a --bin build; without it, it
+# would link with zig), so both ship the same bytes (`make lambda-parity`).
+LAMBDA_ARCH ?= x86_64
+LAMBDA_BINARIES := keysrv_api keysrv_files pre_sign_up
 package: $(VENV)/.installed
 	$(VENV)/bin/pip install -q --disable-pip-version-check cargo-lambda==1.9.2
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --x86-64 --compiler cargo \
-		-p keysrv-functions --output-format zip
-	@for z in target/lambda/*/bootstrap.zip; do \
-		printf '%-22s %8d bytes\n' "$$(basename $$(dirname $$z))" "$$(stat -c %s $$z)"; \
+	for b in $(LAMBDA_BINARIES); do \
+		(cd functions && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release \
+			$(if $(filter arm64,$(LAMBDA_ARCH)),--arm64) --bin $$b --output-format zip); \
 	done
+	@for b in $(LAMBDA_BINARIES); do z=$(TARGET)/lambda/$$b/bootstrap.zip; \
+		printf '%-14s %9d bytes zipped, %9d bytes binary\n' "$$b" "$$(stat -c %s $$z)" \
+			"$$(unzip -Zt $$z | awk '{print $$3}')"; \
+	done
+
+$(SAM_VENV)/.installed:
+	python3 -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install -q --disable-pip-version-check aws-sam-cli==1.170.0 cargo-lambda==1.9.2
+	touch $@
+
+# `sam build` (what `make deploy` ships) builds, for every function, the
+# binary `make package` built, byte for byte; keysrv_api links no S3 code.
+lambda-parity: package $(SAM_VENV)/.installed
+	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" LAMBDA_ARCH=$(LAMBDA_ARCH) LAMBDA_TARGET=$(TARGET) SAM_CLI_TELEMETRY=0 \
+		$(SAM_VENV)/bin/python bench/lambda_parity.py
 
 # SAM builds each function itself with cargo-lambda (BuildMethod:
 # rust-cargolambda); `sam` comes from your AWS tooling.
