@@ -29,6 +29,7 @@ use keysrv_shared::http::request::too_large;
 use keysrv_shared::http::{ApiRequest, Claims, MAX_BODY_BYTES, Route};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response, service_fn};
+use tracing_subscriber::filter::Targets;
 
 /// The environment variable that names a function's route (template.yaml).
 pub const ROUTE_VAR: &str = "KEYSRV_ROUTE";
@@ -173,12 +174,20 @@ fn authorizer_claims(event: &Request) -> Claims {
     }
 }
 
-/// JSON logs, as CloudWatch Logs Insights reads them. `KEYSRV_LOG` is a
-/// level (`error` … `trace`, default `info`).
+/// JSON logs, as CloudWatch Logs Insights reads them. `KEYSRV_LOG` has the
+/// one syntax of `keysrv server` (a level, or `warn,audit=info`), parsed by
+/// the same function. Logging starts before the configuration is built so
+/// that its errors are logged; an invalid `KEYSRV_LOG` logs at `info` until
+/// `Config::from_env` refuses it, naming the variable.
 pub(crate) fn init_logging() {
-    let level = std::env::var("KEYSRV_LOG")
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let filter = std::env::var("KEYSRV_LOG")
         .ok()
-        .and_then(|l| l.parse::<tracing_subscriber::filter::LevelFilter>().ok())
-        .unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
-    let _ = tracing_subscriber::fmt().json().with_max_level(level).without_time().with_current_span(false).try_init();
+        .and_then(|spec| keysrv_shared::config::parse_log_filter(&spec).ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    let _ = tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().json().without_time().with_current_span(false))
+        .with(filter)
+        .try_init();
 }
