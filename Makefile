@@ -66,13 +66,15 @@ unit: build
 # The behaviour suite and the Lambda handler tests again, on the AWS backends:
 # DynamoDB, KMS and Cognito in a local emulator built from template.yaml; and
 # the store contract, the model-based and the concurrency tests on DynamoDB.
+# --workspace with a filter, not -p: the same feature set as `unit`, so
+# nothing is compiled again. One process per test: nextest. (No comment
+# inside the recipe: a `#` line would end the shell command that holds the
+# emulator's environment and its trap.)
 unit-aws: build $(VENV)/.installed
 	$(PY) scripts/emulator.py down --state-dir $(TEST_STATE)
 	$(PY) scripts/emulator.py up --port $(TEST_EMULATOR_PORT) --state-dir $(TEST_STATE)
 	trap '$(PY) scripts/emulator.py down --state-dir $(TEST_STATE)' EXIT; \
 	set -a; . $(TEST_STATE)/env; set +a; \
-	# --workspace with a filter, not -p: the same feature set as `unit`, so
-	# nothing is compiled again. One process per test: nextest.
 	KEYSRV_TEST_BACKEND=aws KEYSRV_BIN=$(CURDIR)/target/debug/keysrv \
 		cargo nextest run --workspace --no-fail-fast \
 			-E 'package(keysrv-tests) | package(keysrv-functions) | (package(keysrv-shared) & test(/dynamo/))'
