@@ -25,31 +25,9 @@ fn code_routes() -> BTreeSet<(String, String, String)> {
     Route::ALL.iter().map(|r| (r.method().to_string(), r.path().to_owned(), r.name().to_owned())).collect()
 }
 
-/// (METHOD, path, operationId) for every operation under `paths:`. The
-/// document is ours and regular, so a line reader is enough.
+/// (METHOD, path, operationId) for every operation of docs/openapi.yaml.
 fn openapi_routes() -> BTreeSet<(String, String, String)> {
-    let text = std::fs::read_to_string(workspace().join("docs/openapi.yaml")).unwrap();
-    let mut out = BTreeSet::new();
-    let (mut in_paths, mut path, mut method) = (false, None::<String>, None::<String>);
-    for line in text.lines() {
-        if !line.starts_with(' ') && !line.is_empty() {
-            in_paths = line.trim_end() == "paths:";
-            continue;
-        }
-        if !in_paths {
-            continue;
-        }
-        let indent = line.len() - line.trim_start().len();
-        let t = line.trim();
-        if indent == 2 && t.ends_with(':') && t.starts_with('/') {
-            path = Some(t.trim_end_matches(':').trim_matches(|c| c == '"' || c == '\'').to_owned());
-        } else if indent == 4 && ["get:", "put:", "post:", "delete:", "patch:"].contains(&t) {
-            method = Some(t.trim_end_matches(':').to_uppercase());
-        } else if let Some(op) = t.strip_prefix("operationId:") {
-            out.insert((method.clone().unwrap(), path.clone().unwrap(), op.trim().to_owned()));
-        }
-    }
-    out
+    template::openapi_operations(&template::openapi()).into_iter().collect()
 }
 
 #[test]
@@ -107,18 +85,23 @@ fn one_lambda_function_per_route() {
 /// the pre sign-up trigger, and Cognito may invoke it.
 #[test]
 fn the_user_pool_runs_the_pre_sign_up_trigger() {
-    let text = std::fs::read_to_string(workspace().join("template.yaml")).unwrap();
-    assert!(text.contains("        PreSignUp: !GetAtt PreSignUpFunction.Arn\n"), "UserPool.LambdaConfig.PreSignUp");
-    assert!(text.contains("        Binary: pre_sign_up\n"), "PreSignUpFunction builds the pre_sign_up binary");
-    let permission = text.split("  PreSignUpPermission:\n").nth(1).expect("a Lambda permission for Cognito");
-    let permission = permission.split("\n\n").next().unwrap_or_default();
-    for line in [
-        "FunctionName: !GetAtt PreSignUpFunction.Arn",
-        "Principal: cognito-idp.amazonaws.com",
-        "SourceArn: !GetAtt UserPool.Arn",
-    ] {
-        assert!(permission.contains(line), "PreSignUpPermission lacks {line:?}:\n{permission}");
-    }
+    let t = template::template();
+    let resources = &t["Resources"];
+    let get_att = |resource: &str| serde_json::json!({"Fn::GetAtt": [resource, "Arn"]});
+    assert_eq!(
+        resources["UserPool"]["Properties"]["LambdaConfig"]["PreSignUp"],
+        get_att("PreSignUpFunction"),
+        "UserPool.LambdaConfig.PreSignUp"
+    );
+    assert_eq!(
+        resources["PreSignUpFunction"]["Metadata"]["BuildProperties"]["Binary"], "pre_sign_up",
+        "PreSignUpFunction builds the pre_sign_up binary"
+    );
+    let permission = &resources["PreSignUpPermission"]["Properties"];
+    assert_eq!(permission["Action"], "lambda:InvokeFunction", "{permission}");
+    assert_eq!(permission["FunctionName"], get_att("PreSignUpFunction"), "{permission}");
+    assert_eq!(permission["Principal"], "cognito-idp.amazonaws.com", "{permission}");
+    assert_eq!(permission["SourceArn"], get_att("UserPool"), "{permission}");
 }
 
 /// Only the functions that touch file bytes (and the sweep) run the binary
@@ -212,20 +195,48 @@ fn alarms_and_dashboard_watch_metrics_that_exist() {
     let camel = |s: &str| -> String { s.split(['_', '-']).map(|w| w[..1].to_ascii_uppercase() + &w[1..]).collect() };
     let mut emitted: BTreeSet<String> = snapshot.counters.iter().map(|(n, _)| camel(n)).collect();
     emitted.extend(keysrv_shared::http::problem::TYPES.iter().map(|t| format!("Problem{}", camel(t.name))));
-    let text = std::fs::read_to_string(workspace().join("template.yaml")).unwrap();
     let mut watched = BTreeSet::new();
-    for line in text.lines() {
-        if let Some(rest) = line.split("Namespace: keysrv, MetricName: ").nth(1) {
-            watched.insert(rest.split(['}', ',', ' ']).next().unwrap_or_default().to_owned());
-        }
-        for part in line.split("[\"keysrv\", \"").skip(1).chain(line.split("[\".\", \"").skip(1)) {
-            watched.insert(part.split('"').next().unwrap_or_default().to_owned());
+    for resource in template::template()["Resources"].as_object().expect("Resources").values() {
+        match resource["Type"].as_str() {
+            Some("AWS::CloudWatch::Alarm") => keysrv_metric_names(resource, &mut watched),
+            Some("AWS::CloudWatch::Dashboard") => {
+                // JSON inside `!Sub`: its `${…}` sit inside JSON strings, so
+                // the text parses as JSON before the substitution too.
+                let sub = resource["Properties"]["DashboardBody"]["Fn::Sub"].as_str().expect("DashboardBody: !Sub");
+                let body: serde_json::Value = serde_json::from_str(sub).expect("DashboardBody is JSON");
+                for widget in body["widgets"].as_array().into_iter().flatten() {
+                    // A row names its namespace, or "." for the previous row's.
+                    let mut namespace = String::new();
+                    for row in widget["properties"]["metrics"].as_array().into_iter().flatten() {
+                        match row[0].as_str() {
+                            Some(".") | Some("...") => {}
+                            Some(ns) => namespace = ns.to_owned(),
+                            None => continue,
+                        }
+                        if namespace == "keysrv" {
+                            watched.extend(row[1].as_str().map(str::to_owned));
+                        }
+                    }
+                }
+            }
+            _ => {}
         }
     }
-    // The dashboard's "." rows repeat the previous row's namespace: keep
-    // those of keysrv's rows only (AWS metrics are capitalised differently).
-    watched.retain(|m| !["Count", "4xx", "5xx", "Latency", "Errors", "Throttles"].contains(&m.as_str()));
     assert!(watched.len() >= 10, "found only {watched:?}");
     let unknown: Vec<&String> = watched.iter().filter(|m| !emitted.contains(*m)).collect();
     assert!(unknown.is_empty(), "template.yaml watches metrics nobody emits: {unknown:?}");
+}
+
+/// Every `MetricName` next to `Namespace: keysrv` anywhere in `value`.
+fn keysrv_metric_names(value: &serde_json::Value, out: &mut BTreeSet<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if map.get("Namespace").and_then(|n| n.as_str()) == Some("keysrv") {
+                out.extend(map.get("MetricName").and_then(|n| n.as_str()).map(str::to_owned));
+            }
+            map.values().for_each(|v| keysrv_metric_names(v, out));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| keysrv_metric_names(v, out)),
+        _ => {}
+    }
 }
