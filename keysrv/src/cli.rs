@@ -214,8 +214,11 @@ pub enum HistoryArg {
     SinceJoin,
 }
 
+// Every id (conversation, objectid, file) is base64url, so one in 64 begins
+// with `-`: each id argument takes such a value as an id, not as a flag.
 #[derive(Args, Debug)]
 pub struct ConversationIdArg {
+    #[arg(allow_hyphen_values = true)]
     pub conversation_id: String,
 }
 
@@ -233,6 +236,7 @@ pub enum MemberCommand {
 
 #[derive(Args, Debug)]
 pub struct MemberAddArgs {
+    #[arg(allow_hyphen_values = true)]
     pub conversation_id: String,
     /// The member's bare JID.
     pub jid: String,
@@ -248,6 +252,7 @@ pub enum RoleArg {
 
 #[derive(Args, Debug)]
 pub struct MemberArgs {
+    #[arg(allow_hyphen_values = true)]
     pub conversation_id: String,
     /// The member's bare JID.
     pub jid: String,
@@ -276,6 +281,7 @@ pub struct ShowKeyArg {
 
 #[derive(Args, Debug)]
 pub struct KeyConversationArgs {
+    #[arg(allow_hyphen_values = true)]
     pub conversation_id: String,
     #[command(flatten)]
     pub show: ShowKeyArg,
@@ -283,6 +289,7 @@ pub struct KeyConversationArgs {
 
 #[derive(Args, Debug)]
 pub struct KeyRotateArgs {
+    #[arg(allow_hyphen_values = true)]
     pub conversation_id: String,
     #[command(flatten)]
     pub show: ShowKeyArg,
@@ -293,6 +300,7 @@ pub struct KeyRotateArgs {
 
 #[derive(Args, Debug)]
 pub struct KeyGetArgs {
+    #[arg(allow_hyphen_values = true)]
     pub objectid: String,
     #[command(flatten)]
     pub show: ShowKeyArg,
@@ -301,7 +309,7 @@ pub struct KeyGetArgs {
 #[derive(Args, Debug)]
 pub struct SealArgs {
     /// The conversation whose current key seals the message.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", allow_hyphen_values = true)]
     pub conversation: String,
     /// The sender's JID. Default: the `username` in your token.
     #[arg(long, value_name = "JID")]
@@ -317,7 +325,7 @@ pub struct SealArgs {
     pub id: Option<String>,
     /// Attach a file by its id (media type and size are looked up; the
     /// receiver cannot check its hash: prefer --file-ref). Repeatable.
-    #[arg(long, value_name = "FILE_ID")]
+    #[arg(long, value_name = "FILE_ID", allow_hyphen_values = true)]
     pub file_id: Vec<String>,
     /// Attach a file by the reference `keysrv file upload` printed
     /// ({"id", "name", "media_type", "size", "sha256"}). Repeatable.
@@ -369,6 +377,7 @@ pub enum FileCommand {
 
 #[derive(Args, Debug)]
 pub struct FileUploadArgs {
+    #[arg(allow_hyphen_values = true)]
     pub conversation_id: String,
     pub path: PathBuf,
     /// The media type. Default: guessed from the extension, else
@@ -383,7 +392,7 @@ pub struct FileUploadArgs {
 #[derive(Args, Debug)]
 pub struct FileDownloadArgs {
     /// The file's id (or give --file-ref).
-    #[arg(required_unless_present = "file_ref", conflicts_with = "file_ref")]
+    #[arg(required_unless_present = "file_ref", conflicts_with = "file_ref", allow_hyphen_values = true)]
     pub file_id: Option<String>,
     /// The file's reference, as `keysrv open --json` or `keysrv file upload
     /// --json` print it: its size and SHA-256 are checked.
@@ -406,5 +415,6 @@ pub struct FileDownloadArgs {
 
 #[derive(Args, Debug)]
 pub struct FileIdArg {
+    #[arg(allow_hyphen_values = true)]
     pub file_id: String,
 }

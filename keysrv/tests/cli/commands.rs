@@ -180,6 +180,42 @@ fn usage_errors_exit_2() {
     assert!(!out.stderr.contains("not a token"), "the token is not echoed back: {out:?}");
 }
 
+/// Ids are base64url, so one in 32 begins with `-` or `_`; one in 64 with `-`,
+/// which an argument parser would otherwise take for a flag (a CI run failed
+/// that way on a freshly created conversation).
+#[test]
+fn ids_that_begin_with_a_hyphen_are_ids_not_flags() {
+    let server = Server::start();
+    let romeo = User::with_token(&server.url, server.token(ROMEO));
+    let file = romeo.home.join("note.txt");
+    std::fs::write(&file, b"hello").unwrap();
+    let file = file.to_str().unwrap();
+    let id = "-q3hV8dK2mTzR0pLxW7bNg";
+    let commands: [&[&str]; 13] = [
+        &["conversation", "show", id],
+        &["conversation", "delete", id],
+        &["member", "add", id, JULIET],
+        &["member", "remove", id, JULIET],
+        &["key", "current", id],
+        &["key", "rotate", id],
+        &["key", "get", id],
+        &["seal", "--conversation", id, "--to", JULIET, "hi"],
+        &["file", "upload", id, file],
+        &["file", "download", id],
+        &["file", "show", id],
+        &["file", "delete", id],
+        &["seal", "--conversation", "Yq3hV8dK2mTzR0pLxW7bNg", "--to", JULIET, "--file-id", id],
+    ];
+    for args in commands {
+        let out = romeo.run(args);
+        assert_eq!(out.code, 3, "{args:?} is a 404, not a usage error: {out:?}");
+    }
+    // A real flag in an id's place is still a flag.
+    let out = romeo.run(&["conversation", "show", "--help"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("Usage"), "{out:?}");
+}
+
 #[test]
 fn no_token_or_a_rejected_one_exits_4() {
     let server = Server::start();
