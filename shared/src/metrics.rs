@@ -21,6 +21,10 @@ pub struct Metrics {
     pub key_cache_hits: AtomicU64,
     pub key_cache_misses: AtomicU64,
     pub store_calls: AtomicU64,
+    /// Commits to the database: on SQLite one per batch of changes (group
+    /// commit), so `changes / store_commits` is the batch size. DynamoDB
+    /// commits each change by itself and does not count here.
+    pub store_commits: AtomicU64,
     store_micros: AtomicU64,
     store_latency: [AtomicU64; LATENCY_BOUNDS_US.len()],
     /// Writes that lost a race and were tried again.
@@ -42,6 +46,7 @@ pub static METRICS: Metrics = Metrics {
     key_cache_hits: ZERO,
     key_cache_misses: ZERO,
     store_calls: ZERO,
+    store_commits: ZERO,
     store_micros: ZERO,
     store_latency: [ZERO; LATENCY_BOUNDS_US.len()],
     write_retries: ZERO,
@@ -82,6 +87,7 @@ impl Metrics {
                 ("key_cache_hits", get(&self.key_cache_hits)),
                 ("key_cache_misses", get(&self.key_cache_misses)),
                 ("store_calls", get(&self.store_calls)),
+                ("store_commits", get(&self.store_commits)),
                 ("store_micros", get(&self.store_micros)),
                 ("write_retries", get(&self.write_retries)),
             ],
@@ -205,6 +211,7 @@ mod tests {
             key_cache_hits: ZERO,
             key_cache_misses: ZERO,
             store_calls: ZERO,
+            store_commits: ZERO,
             store_micros: ZERO,
             store_latency: [ZERO; LATENCY_BOUNDS_US.len()],
             write_retries: ZERO,

@@ -1,9 +1,12 @@
-//! The conversation store on SQLite (the embedded backend): WAL, one
-//! immediate transaction per change, a small pool of reader connections.
+//! The conversation store on SQLite (the embedded backend): WAL, a small
+//! pool of reader connections, and one writer thread that commits the
+//! changes waiting for it together (`writer`: group commit).
 //!
 //! Reads run on the caller's thread (WAL readers never wait for the writer
-//! and a point lookup takes microseconds); writes, which may wait for the
-//! write lock and fsync, run on the blocking pool.
+//! and a point lookup takes microseconds); writes, which wait for an fsync,
+//! go to the writer thread.
+
+mod writer;
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -11,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
 use crate::bare_jid::BareJid;
 use crate::domain::model::{Conversation, IdempotencyRecord, Member, StoredFile, StoredKey, WrappedKey};
@@ -87,7 +90,7 @@ pub struct SqliteStore {
 }
 
 struct Inner {
-    writer: Mutex<Connection>,
+    writer: writer::Writer,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
 }
@@ -97,6 +100,10 @@ fn internal(e: impl std::fmt::Display) -> BackendError {
 }
 
 fn db_error(e: rusqlite::Error) -> BackendError {
+    classify(&e)
+}
+
+fn classify(e: &rusqlite::Error) -> BackendError {
     match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
             BackendError::Unavailable { reason: "database is busy".into(), retry_after_secs: 1 }
@@ -138,7 +145,8 @@ impl SqliteStore {
             })
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(internal)?;
-        Ok(Self { inner: Arc::new(Inner { writer: Mutex::new(writer), readers, next_reader: AtomicUsize::new(0) }) })
+        let writer = writer::Writer::start(writer, &crate::metrics::METRICS.store_commits).map_err(internal)?;
+        Ok(Self { inner: Arc::new(Inner { writer, readers, next_reader: AtomicUsize::new(0) }) })
     }
 
     /// Runs `f` in one read transaction, so its statements see one snapshot
@@ -155,12 +163,13 @@ impl SqliteStore {
         Ok(result)
     }
 
+    /// Runs `f` as one change (all of it or nothing) and returns once it is
+    /// durable.
     async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, BackendError> {
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || f(&mut lock(&inner.writer))).await.map_err(internal)?.map_err(db_error)
+        self.inner.writer.write(move |conn, _| f(conn), classify).await
     }
 }
 
@@ -364,7 +373,7 @@ fn select_idempotency(conn: &Connection, caller: &BareJid, key: &str) -> rusqlit
 impl ConversationStore for SqliteStore {
     async fn create(&self, new: NewConversation) -> Result<WriteOutcome, BackendError> {
         self.write(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = conn.savepoint()?;
             if let Some(rec) = &new.idempotency
                 && let Some(existing) = claim_idempotency(&tx, rec)?
             {
@@ -398,7 +407,7 @@ impl ConversationStore for SqliteStore {
 
     async fn update(&self, u: ConversationUpdate) -> Result<WriteOutcome, BackendError> {
         self.write(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = conn.savepoint()?;
             let id = u.conversation_id.as_str();
             let bumped = tx.execute(
                 "UPDATE conversations SET seq = ?1, member_count = ?2,
@@ -460,31 +469,18 @@ impl ConversationStore for SqliteStore {
 
     async fn delete(&self, id: &ConversationId) -> Result<bool, BackendError> {
         let id = id.clone();
-        self.write(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let shred = move |conn: &mut Connection, after: &mut writer::AfterCommit| {
+            let tx = conn.savepoint()?;
             tx.execute("DELETE FROM files WHERE conversation_id = ?1", params![id.as_str()])?;
             tx.execute("DELETE FROM keys WHERE conversation_id = ?1", params![id.as_str()])?;
             tx.execute("DELETE FROM members WHERE conversation_id = ?1", params![id.as_str()])?;
             tx.execute("DELETE FROM idempotency WHERE conversation_id = ?1", params![id.as_str()])?;
             let n = tx.execute("DELETE FROM conversations WHERE id = ?1", params![id.as_str()])?;
             tx.commit()?;
-            // Old page images of the deleted rows live on in the WAL until a
-            // checkpoint; shredding means they go now.
-            // A busy checkpoint (a reader still holds the old frames) is
-            // retried briefly; the delete itself has committed either way.
-            for _ in 0..20 {
-                match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0)) {
-                    Ok(0) => break,
-                    Ok(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "WAL checkpoint after crypto-shred failed");
-                        break;
-                    }
-                }
-            }
+            after.checkpoint = true;
             Ok(n > 0)
-        })
-        .await
+        };
+        self.inner.writer.write(shred, classify).await
     }
 
     async fn conversation_for(
@@ -574,7 +570,7 @@ impl ConversationStore for SqliteStore {
     async fn add_file(&self, file: StoredFile, uploader: &BareJid) -> Result<WriteOutcome, BackendError> {
         let uploader = uploader.clone();
         self.write(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = conn.savepoint()?;
             let f = &file;
             if select_member(&tx, f.conversation_id.as_str(), uploader.as_str())?.is_none() {
                 return Ok(WriteOutcome::Stale);
