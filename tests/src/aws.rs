@@ -169,17 +169,76 @@ pub fn emulator() -> &'static Emulator {
     static EMU: OnceLock<Emulator> = OnceLock::new();
     EMU.get_or_init(|| {
         assert_eq!(crate::backend(), crate::Backend::Aws, "the emulator is only there on the AWS backend");
-        let env = AwsEnv::from_env();
+        let mut env = AwsEnv::from_env();
         let sdk = block_on(aws_config::load_from_env());
         // The emulator is reached by an address, not a bucket subdomain.
         let s3 = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build();
-        Emulator {
-            env,
-            ddb: aws_sdk_dynamodb::Client::new(&sdk),
-            kms: aws_sdk_kms::Client::new(&sdk),
-            s3: aws_sdk_s3::Client::from_conf(s3),
+        let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+        // A table of this process's own, so inspecting "every row" (a scan)
+        // reads this test's rows, not those of every test before it: moto
+        // scans in Python, and one shared table made the suite quadratic.
+        let table = own_table(&ddb, &env.table);
+        for (name, value) in &mut env.server_vars {
+            if name == "KEYSRV_TABLE" {
+                value.clone_from(&table);
+            }
         }
+        env.table = table;
+        Emulator { env, ddb, kms: aws_sdk_kms::Client::new(&sdk), s3: aws_sdk_s3::Client::from_conf(s3) }
     })
+}
+
+/// Creates a table shaped exactly like `template_table` (the one
+/// `emulator.py up` built from template.yaml: keys, indexes, billing, TTL)
+/// for this process; returns its name.
+fn own_table(ddb: &aws_sdk_dynamodb::Client, template_table: &str) -> String {
+    use aws_sdk_dynamodb::types::{BillingMode, GlobalSecondaryIndex, TimeToLiveSpecification};
+    let name = format!("{template_table}-p{}", std::process::id());
+    block_on(async {
+        let fail =
+            |what: &str, e: &dyn std::fmt::Display| -> ! { panic!("{what} for the test's own table {name}: {e}") };
+        let described = ddb.describe_table().table_name(template_table).send().await;
+        let described = described.unwrap_or_else(|e| fail("DescribeTable", &DisplayErrorContext(&e)));
+        let t = described.table.unwrap_or_else(|| fail("DescribeTable", &"no table description"));
+        // A process id an earlier run left behind.
+        let _ = ddb.delete_table().table_name(&name).send().await;
+        let indexes = t
+            .global_secondary_indexes()
+            .iter()
+            .map(|i| {
+                GlobalSecondaryIndex::builder()
+                    .set_index_name(i.index_name.clone())
+                    .set_key_schema(i.key_schema.clone())
+                    .set_projection(i.projection.clone())
+                    .build()
+                    .unwrap_or_else(|e| fail("a global secondary index", &e))
+            })
+            .collect::<Vec<_>>();
+        ddb.create_table()
+            .table_name(&name)
+            .set_key_schema(t.key_schema.clone())
+            .set_attribute_definitions(t.attribute_definitions.clone())
+            .set_global_secondary_indexes((!indexes.is_empty()).then_some(indexes))
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await
+            .unwrap_or_else(|e| fail("CreateTable", &DisplayErrorContext(&e)));
+        let ttl = ddb.describe_time_to_live().table_name(template_table).send().await;
+        if let Some(attribute) = ttl.ok().and_then(|t| t.time_to_live_description).and_then(|d| d.attribute_name) {
+            let spec = TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(attribute)
+                .build()
+                .unwrap_or_else(|e| fail("TimeToLiveSpecification", &e));
+            ddb.update_time_to_live()
+                .table_name(&name)
+                .time_to_live_specification(spec)
+                .send()
+                .await
+                .unwrap_or_else(|e| fail("UpdateTimeToLive", &DisplayErrorContext(&e)));
+        }
+    });
+    name
 }
 
 /// `C#<conversation_id>`, the partition key of a conversation.
@@ -252,6 +311,37 @@ impl Emulator {
     /// A conversation's partition (`C#<conversation_id>`).
     pub fn conversation_items(&self, conversation_id: &str) -> BTreeMap<String, Item> {
         self.partition(&conversation_pk(conversation_id))
+    }
+
+    /// Deletes a conversation's partition behind the server's back; returns
+    /// how many items.
+    pub fn delete_conversation_items(&self, conversation_id: &str) -> usize {
+        use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
+        let pk = conversation_pk(conversation_id);
+        let doomed: Vec<WriteRequest> = self
+            .partition(&pk)
+            .into_keys()
+            .map(|sk| {
+                let key = HashMap::from([
+                    ("pk".to_owned(), AttributeValue::S(pk.clone())),
+                    ("sk".to_owned(), AttributeValue::S(sk)),
+                ]);
+                let delete = DeleteRequest::builder().set_key(Some(key)).build().expect("a key");
+                WriteRequest::builder().delete_request(delete).build()
+            })
+            .collect();
+        let (ddb, table) = (&self.ddb, &self.env.table);
+        block_on(async move {
+            for chunk in doomed.chunks(25) {
+                let out = ddb.batch_write_item().request_items(table, chunk.to_vec()).send().await;
+                let out = out.unwrap_or_else(|e| panic!("BatchWriteItem: {}", DisplayErrorContext(&e)));
+                assert!(
+                    out.unprocessed_items.is_none_or(|u| u.values().all(Vec::is_empty)),
+                    "the emulator left items of {pk} undeleted"
+                );
+            }
+            doomed.len()
+        })
     }
 
     /// Writes an item as is.
