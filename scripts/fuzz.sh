@@ -21,6 +21,9 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# `make test` lints the main workspace inside its build (Makefile,
+# `build-all`); the fuzz workspace is built plain.
+unset RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
 MODE="${1:-ci}"
 ALL_TARGETS=(stanza seal_open jid json_request jwt blob_query)
 read -r -a TARGETS <<<"${FUZZ_TARGETS:-${ALL_TARGETS[*]}}"
