@@ -113,6 +113,17 @@ impl ConversationKey {
         Ok(keysrv_client::stanza::message_stanza(&to, message_type.into(), &id, &element)?)
     }
 
+    /// A sealer for the messages of one chat: from `sender` to `recipient`
+    /// (the peer's bare JID, or the room's), checked once here. Sealing
+    /// through it passes only the content per message, which is what makes
+    /// a send cheap from Python (each argument that crosses the FFI costs
+    /// there); messages count against this key like `seal`'s.
+    pub fn sealer(self: Arc<Self>, sender: String, recipient: String) -> Result<Arc<Sealer>, KeysrvError> {
+        let sender = keysrv_client::wire::bare_jid(&sender)?;
+        let recipient = keysrv_client::wire::bare_jid(&recipient)?;
+        Ok(Arc::new(Sealer { key: self, sender, recipient }))
+    }
+
     /// Messages this device sealed under this key object so far.
     pub fn sealed_count(&self) -> u64 {
         self.key.sealed()
@@ -129,6 +140,55 @@ impl ConversationKey {
     /// rotated, e.g. by removing a member).
     pub fn is_stale(&self) -> bool {
         self.key.is_stale(keysrv_client::CURRENT_KEY_MAX_AGE)
+    }
+}
+
+/// Seals the messages of one chat under one key ([`ConversationKey::sealer`]).
+#[derive(Debug, uniffi::Object)]
+pub struct Sealer {
+    key: Arc<ConversationKey>,
+    sender: String,
+    recipient: String,
+}
+
+#[uniffi::export]
+impl Sealer {
+    /// Seals a text message: the `<encrypted>` element, as `seal` returns
+    /// it. Fails with `TooLarge` over 60,000 bytes.
+    pub fn seal_text(&self, body: String) -> Result<String, KeysrvError> {
+        Ok(self.key.key.seal(&self.sender, &self.recipient, &keysrv_client::Content::text(body))?)
+    }
+
+    /// Seals any content (files, extra elements), as `seal` does.
+    pub fn seal(&self, content: MessageContent) -> Result<String, KeysrvError> {
+        Ok(self.key.key.seal(&self.sender, &self.recipient, &content.into())?)
+    }
+
+    /// The key it seals under (rotate when `needs_rotation` says so, then
+    /// make a new sealer from the new key).
+    pub fn key(&self) -> Arc<ConversationKey> {
+        self.key.clone()
+    }
+}
+
+/// Opens the stanzas of one receiving context ([`KeysrvClient::receiver`]).
+#[derive(Debug, uniffi::Object)]
+pub struct Receiver {
+    client: Arc<KeysrvClient>,
+    context: ReceiveContext,
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl Receiver {
+    /// `open_message_cached` with this receiver's context: synchronous, no
+    /// request, `None` when keysrv must be asked (then call `open`).
+    pub fn open_cached(&self, stanza: String) -> Result<Option<OpenedMessage>, KeysrvError> {
+        self.client.open_cached(&stanza, &self.context)
+    }
+
+    /// `open_message` with this receiver's context.
+    pub async fn open(&self, stanza: String) -> Result<OpenedMessage, KeysrvError> {
+        self.client.open(&stanza, &self.context).await
     }
 }
 
@@ -321,10 +381,29 @@ impl KeysrvClient {
     /// (the sender a member; one-to-one: exactly the two parties; a room:
     /// the conversation it is bound to, binding it on first use).
     pub async fn open_message(&self, stanza: String, context: ReceiveContext) -> Result<OpenedMessage, KeysrvError> {
-        let message = prepare(&stanza, &context)?;
-        let objectid = objectid(&message)?;
-        let key = self.client.key(&objectid).await?;
-        self.open_with(&message, &key).await
+        self.open(&stanza, &context).await
+    }
+
+    /// A receiver for stanzas of one context (e.g. the account's live
+    /// messages, or the results of one archive query): the same opening,
+    /// without the context crossing the FFI with every stanza.
+    pub fn receiver(self: Arc<Self>, context: ReceiveContext) -> Arc<Receiver> {
+        Arc::new(Receiver { client: self, context })
+    }
+
+    /// Opens a received stanza like `open_message`, but synchronously and
+    /// without any request: `None` when it would need one (its key or its
+    /// conversation's member list is not cached, or the cached list refuses
+    /// the sender) — then call `open_message`. Errors are those of
+    /// `open_message`. For live messages of a chat already open, which
+    /// then cost no async round trip: `open_message_cached(s, ctx) or await
+    /// open_message(s, ctx)`.
+    pub fn open_message_cached(
+        &self,
+        stanza: String,
+        context: ReceiveContext,
+    ) -> Result<Option<OpenedMessage>, KeysrvError> {
+        self.open_cached(&stanza, &context)
     }
 
     /// Opens a page of received stanzas (an archive page, a backlog of
@@ -493,6 +572,30 @@ impl KeysrvClient {
         &self.client
     }
 
+    async fn open(&self, stanza: &str, context: &ReceiveContext) -> Result<OpenedMessage, KeysrvError> {
+        let message = prepare(stanza, context)?;
+        let objectid = objectid(&message)?;
+        let key = self.client.key(&objectid).await?;
+        self.open_with(&message, &key).await
+    }
+
+    fn open_cached(&self, stanza: &str, context: &ReceiveContext) -> Result<Option<OpenedMessage>, KeysrvError> {
+        let message = prepare(stanza, context)?;
+        let objectid = objectid(&message)?;
+        let Some(key) = self.client.cached_key(&objectid) else { return Ok(None) };
+        let (sender, recipient) = message.parties()?;
+        let element = message.encrypted.as_ref().ok_or_else(not_encrypted)?;
+        let envelope = key.open_element(&sender, &recipient, element)?;
+        let kind = message.chat_kind();
+        match self.client.check_conversation_cached(&key.conversation_id, kind, &sender, &recipient) {
+            None => Ok(None),
+            Some(checked) => {
+                checked?;
+                Ok(Some(opened(&message, &key, sender, recipient, envelope)))
+            }
+        }
+    }
+
     async fn open_with(&self, message: &ReceivedMessage, key: &KeyObject) -> Result<OpenedMessage, KeysrvError> {
         let (sender, recipient) = message.parties()?;
         let element = message.encrypted.as_ref().ok_or_else(not_encrypted)?;
@@ -500,20 +603,31 @@ impl KeysrvClient {
         // member-list request.
         let envelope = key.open_element(&sender, &recipient, element)?;
         self.client.check_conversation(&key.conversation_id, message.chat_kind(), &sender, &recipient).await?;
-        Ok(OpenedMessage {
-            body: envelope.content.body,
-            files: envelope.content.files.into_iter().map(FileRef::from).collect(),
-            extra: envelope.content.extra,
-            sender,
-            recipient,
-            sent_at: envelope.time.into(),
-            objectid: key.objectid.clone(),
-            conversation_id: key.conversation_id.clone(),
-            delivery: (&message.delivery).into(),
-            message_type: message.message_type.clone(),
-            stanza_id: message.id.clone(),
-            delay: message.delay.clone(),
-        })
+        Ok(opened(message, key, sender, recipient, envelope))
+    }
+}
+
+/// The record of a message that opened and passed every check.
+fn opened(
+    message: &ReceivedMessage,
+    key: &KeyObject,
+    sender: String,
+    recipient: String,
+    envelope: keysrv_client::Envelope,
+) -> OpenedMessage {
+    OpenedMessage {
+        body: envelope.content.body,
+        files: envelope.content.files.into_iter().map(FileRef::from).collect(),
+        extra: envelope.content.extra,
+        sender,
+        recipient,
+        sent_at: envelope.time.into(),
+        objectid: key.objectid.clone(),
+        conversation_id: key.conversation_id.clone(),
+        delivery: (&message.delivery).into(),
+        message_type: message.message_type.clone(),
+        stanza_id: message.id.clone(),
+        delay: message.delay.clone(),
     }
 }
 

@@ -791,6 +791,46 @@ impl Client {
         self.verify_chat(kind, conversation_id, sender, recipient, &mut MemberLists::default(), false).await?
     }
 
+    /// [`Client::check_conversation`] without any request, for a caller
+    /// that must not wait (e.g. on a UI thread): `None` when the member
+    /// list is not cached, or when the cached list refuses — the full check
+    /// asks keysrv once more before refusing, so only it may say no for
+    /// that reason.
+    pub fn check_conversation_cached(
+        &self,
+        conversation_id: &str,
+        kind: ChatKind,
+        sender: &str,
+        recipient: &str,
+    ) -> Option<Result<(), Error>> {
+        let members = self.members().get(conversation_id, Instant::now())?;
+        chat::check_members(kind, sender, recipient, conversation_id, &members).ok()?;
+        Some(match kind {
+            ChatKind::Room => self.bind_or_check_room(recipient, conversation_id).map_err(Error::from),
+            ChatKind::OneToOne => self.learn_peer(sender, recipient, conversation_id).map_err(Error::from),
+        })
+    }
+
+    /// [`Client::open_message`] without any request: `None` when it would
+    /// need one — the key or the conversation's member list is not cached,
+    /// or the cached list refuses the sender (then call
+    /// [`Client::open_message`], which asks keysrv). Synchronous, so a
+    /// live message of an open chat costs no task switch.
+    pub fn open_message_cached(&self, message: &ReceivedMessage) -> Option<Result<Envelope, Error>> {
+        let (element, sender, recipient) = match prepare(message) {
+            Ok(p) => p,
+            Err(e) => return Some(Err(e)),
+        };
+        let key = self.cached_key(&element.objectid)?;
+        // Decrypt first, as open_message does: a forgery binds nothing.
+        let envelope = match key.open_element(&sender, &recipient, element) {
+            Ok(env) => env,
+            Err(e) => return Some(Err(e.into())),
+        };
+        let checked = self.check_conversation_cached(&key.conversation_id, message.chat_kind(), &sender, &recipient)?;
+        Some(checked.map(|()| envelope))
+    }
+
     async fn verify_chat(
         &self,
         kind: ChatKind,
