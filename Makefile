@@ -197,5 +197,5 @@ sdk-test: build bindings $(VENV)/.sdk-installed
 		KeysrvJavaTest $(CURDIR)/target/debug/keysrv
 
 bench-sdk: build bindings $(VENV)/.sdk-installed
-	cargo build --release -p keysrv-ffi --lib --example sdk_bench
+	cargo build --profile mobile -p keysrv-ffi --lib --example sdk_bench
 	KEYSRV_BIN=$(CURDIR)/target/debug/keysrv $(PY) bench/sdk.py
