@@ -185,7 +185,8 @@ fuzz:
 
 # The mobile SDKs (bindings/, docs/SDK.md). `bindings` builds the library and
 # the generators (bindings/bindgen/, a workspace of its own: UniFFI's own and
-# uniffi-bindgen-java, at the versions in its Cargo.lock) and
+# uniffi-bindgen-java, at the versions in its Cargo.lock; its uniffi_bindgen
+# is vendored with one fix to the Python output, bindings/bindgen/Cargo.toml) and
 # generates Kotlin, Swift, Python and Java into target/bindings/ (never
 # edited, never committed); the Java is compiled (Java 17 + JNA from
 # libjna-java), so an API a generator cannot export fails the build.
@@ -229,5 +230,5 @@ sdk-test: build bindings $(VENV)/.sdk-installed
 		KeysrvJavaTest $(CURDIR)/target/debug/keysrv
 
 bench-sdk: build bindings $(VENV)/.sdk-installed
-	cargo build --release -p keysrv-ffi --lib --example sdk_bench
+	cargo build --profile mobile -p keysrv-ffi --lib --example sdk_bench
 	KEYSRV_BIN=$(CURDIR)/target/debug/keysrv $(PY) bench/sdk.py

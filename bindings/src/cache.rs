@@ -1,16 +1,13 @@
-//! Where the SDK keeps the conversation keys it fetched: by default an
-//! in-memory, bounded, time-limited cache whose keys are wiped when evicted
-//! or dropped; or a [`KeyCache`] the app implements (iOS Keychain, Android
-//! Keystore-backed storage), used through the same time limit.
+//! The key cache an app may implement (iOS Keychain, Android
+//! Keystore-backed storage) and its adapter to keysrv-client's key cache,
+//! which holds the rules (TTL, eviction, checks of stored entries) and, by
+//! default, keeps keys in memory.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::SystemTime;
 
-use keysrv_client::KeyObject;
-use keysrv_client::key::{KEY_LEN, Key};
 use time::OffsetDateTime;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 /// A conversation key as an app-provided [`KeyCache`] stores it. `key` is
 /// the raw 32-byte AES-256 key: store it only where the platform protects
@@ -58,213 +55,59 @@ pub trait KeyCache: Send + Sync {
     fn clear(&self);
 }
 
-struct Entry {
-    key: KeyObject,
-    inserted: Instant,
-    tick: u64,
-}
+/// keysrv-client's view of the app's cache: the client applies the TTL and
+/// drops entries that are not a 32-byte key filed under their own name, so
+/// those rules live in one place for every SDK.
+pub(crate) struct AppStore(pub Arc<dyn KeyCache>);
 
-/// The default: bounded (least recently used go first), time-limited,
-/// in memory only; `KeyObject`s wipe their bytes when dropped.
-pub(crate) struct Memory {
-    capacity: usize,
-    ttl: Option<Duration>,
-    entries: HashMap<String, Entry>,
-    order: BTreeMap<u64, String>,
-    tick: u64,
-}
-
-impl Memory {
-    fn next_tick(&mut self) -> u64 {
-        self.tick += 1;
-        self.tick
+impl keysrv_client::KeyStore for AppStore {
+    fn get(&self, objectid: &str) -> Option<keysrv_client::StoredKey> {
+        let stored = self.0.get(objectid.to_owned())?;
+        Some(keysrv_client::StoredKey {
+            objectid: stored.objectid,
+            conversation_id: stored.conversation_id,
+            // Moved, not copied: the bytes the app handed over are wiped
+            // when the client drops the entry.
+            key: Zeroizing::new(stored.key),
+            created_at: OffsetDateTime::from(stored.created_at),
+            cached_at: stored.cached_at,
+        })
     }
 
-    fn get(&mut self, objectid: &str, now: Instant) -> Option<KeyObject> {
-        let expired = match (self.entries.get(objectid), self.ttl) {
-            (None, _) => return None,
-            (Some(e), Some(ttl)) => now.saturating_duration_since(e.inserted) >= ttl,
-            (Some(_), None) => false,
-        };
-        if expired {
-            self.remove(objectid);
-            return None;
-        }
-        let tick = self.next_tick();
-        let entry = self.entries.get_mut(objectid)?;
-        self.order.remove(&entry.tick);
-        entry.tick = tick;
-        self.order.insert(tick, objectid.to_owned());
-        Some(entry.key.clone())
+    fn put(&self, mut key: keysrv_client::StoredKey) {
+        self.0.put(StoredKey {
+            objectid: std::mem::take(&mut key.objectid),
+            conversation_id: std::mem::take(&mut key.conversation_id),
+            // The app's store gets its own copy (it crosses the FFI as a
+            // buffer); the client's copy is wiped when `key` drops.
+            key: key.key.to_vec(),
+            created_at: key.created_at.into(),
+            cached_at: key.cached_at,
+        });
     }
 
-    fn insert(&mut self, key: KeyObject, now: Instant) {
-        if self.capacity == 0 {
-            return;
-        }
-        let tick = self.next_tick();
-        let objectid = key.objectid.clone();
-        if let Some(old) = self.entries.insert(objectid.clone(), Entry { key, inserted: now, tick }) {
-            self.order.remove(&old.tick);
-        }
-        self.order.insert(tick, objectid);
-        while self.entries.len() > self.capacity {
-            let Some((_, oldest)) = self.order.pop_first() else { break };
-            self.entries.remove(&oldest);
-        }
+    fn remove(&self, objectid: &str) {
+        self.0.remove(objectid.to_owned());
     }
 
-    fn remove(&mut self, objectid: &str) {
-        if let Some(e) = self.entries.remove(objectid) {
-            self.order.remove(&e.tick);
-        }
+    fn remove_conversation(&self, conversation_id: &str) {
+        self.0.remove_conversation(conversation_id.to_owned());
     }
 
-    fn remove_conversation(&mut self, conversation_id: &str) {
-        let ids: Vec<String> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| e.key.conversation_id == conversation_id)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for id in ids {
-            self.remove(&id);
-        }
+    fn clear(&self) {
+        self.0.clear();
     }
-
-    fn clear(&mut self) {
-        self.entries.clear();
-        self.order.clear();
-    }
-}
-
-/// The cache a client uses.
-pub(crate) enum Keys {
-    Memory(Mutex<Memory>),
-    App { cache: Arc<dyn KeyCache>, ttl: Option<Duration> },
-}
-
-impl Keys {
-    pub fn memory(capacity: usize, ttl: Option<Duration>) -> Self {
-        Self::Memory(Mutex::new(Memory { capacity, ttl, entries: HashMap::new(), order: BTreeMap::new(), tick: 0 }))
-    }
-
-    pub fn app(cache: Arc<dyn KeyCache>, ttl: Option<Duration>) -> Self {
-        Self::App { cache, ttl }
-    }
-
-    fn mem(m: &Mutex<Memory>) -> MutexGuard<'_, Memory> {
-        m.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn get(&self, objectid: &str) -> Option<KeyObject> {
-        match self {
-            Self::Memory(m) => Self::mem(m).get(objectid, Instant::now()),
-            Self::App { cache, ttl } => {
-                let mut stored = cache.get(objectid.to_owned())?;
-                let fresh = match ttl {
-                    None => true,
-                    Some(ttl) => stored.cached_at.elapsed().is_ok_and(|age| age < *ttl),
-                };
-                // A key stored under another name, or not 32 bytes, is not
-                // this key: ask keysrv instead.
-                let key = if fresh && stored.objectid == objectid { to_key_object(&stored) } else { None };
-                stored.key.zeroize();
-                if key.is_none() {
-                    cache.remove(objectid.to_owned());
-                }
-                key
-            }
-        }
-    }
-
-    pub fn put(&self, key: &KeyObject) {
-        match self {
-            Self::Memory(m) => Self::mem(m).insert(key.clone(), Instant::now()),
-            Self::App { cache, .. } => cache.put(StoredKey {
-                objectid: key.objectid.clone(),
-                conversation_id: key.conversation_id.clone(),
-                key: key.key.expose().to_vec(),
-                created_at: key.created_at.into(),
-                cached_at: SystemTime::now(),
-            }),
-        }
-    }
-
-    pub fn remove(&self, objectid: &str) {
-        match self {
-            Self::Memory(m) => Self::mem(m).remove(objectid),
-            Self::App { cache, .. } => cache.remove(objectid.to_owned()),
-        }
-    }
-
-    pub fn remove_conversation(&self, conversation_id: &str) {
-        match self {
-            Self::Memory(m) => Self::mem(m).remove_conversation(conversation_id),
-            Self::App { cache, .. } => cache.remove_conversation(conversation_id.to_owned()),
-        }
-    }
-
-    pub fn clear(&self) {
-        match self {
-            Self::Memory(m) => Self::mem(m).clear(),
-            Self::App { cache, .. } => cache.clear(),
-        }
-    }
-
-    /// Keys in the built-in cache (`None` with an app-provided one).
-    pub fn len(&self) -> Option<usize> {
-        match self {
-            Self::Memory(m) => Some(Self::mem(m).entries.len()),
-            Self::App { .. } => None,
-        }
-    }
-}
-
-fn to_key_object(stored: &StoredKey) -> Option<KeyObject> {
-    let bytes: Zeroizing<[u8; KEY_LEN]> = Zeroizing::new(stored.key.as_slice().try_into().ok()?);
-    Some(KeyObject {
-        objectid: stored.objectid.clone(),
-        conversation_id: stored.conversation_id.clone(),
-        key: Key::from_bytes(*bytes),
-        created_at: OffsetDateTime::from(stored.created_at),
-    })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use keysrv_client::KeyStore;
+
     use super::*;
-
-    fn k(conv: &str, id: &str) -> KeyObject {
-        KeyObject {
-            objectid: format!("{conv}.{id}"),
-            conversation_id: conv.into(),
-            key: Key::from_bytes([3; KEY_LEN]),
-            created_at: OffsetDateTime::UNIX_EPOCH,
-        }
-    }
-
-    #[test]
-    fn memory_is_bounded_expires_and_forgets() {
-        let keys = Keys::memory(2, Some(Duration::from_secs(60)));
-        keys.put(&k("a", "1"));
-        keys.put(&k("a", "2"));
-        assert!(keys.get("a.1").is_some());
-        keys.put(&k("b", "1"));
-        assert_eq!(keys.len(), Some(2));
-        assert!(keys.get("a.2").is_none(), "the least recently used key goes first");
-        keys.remove_conversation("a");
-        assert_eq!(keys.len(), Some(1));
-        keys.clear();
-        assert_eq!(keys.len(), Some(0));
-        let Keys::Memory(m) = &keys else { unreachable!() };
-        let now = Instant::now();
-        m.lock().unwrap().insert(k("c", "1"), now);
-        assert!(m.lock().unwrap().get("c.1", now + Duration::from_secs(60)).is_none(), "expired");
-        let off = Keys::memory(0, None);
-        off.put(&k("a", "1"));
-        assert_eq!(off.len(), Some(0));
-    }
 
     #[derive(Default)]
     struct Store(Mutex<HashMap<String, StoredKey>>);
@@ -288,26 +131,27 @@ mod tests {
     }
 
     #[test]
-    fn app_cache_round_trips_and_drops_stale_or_wrong_keys() {
+    fn the_app_cache_sees_what_the_client_stores() {
         let store = Arc::new(Store::default());
-        let keys = Keys::app(store.clone(), Some(Duration::from_secs(60)));
-        keys.put(&k("a", "1"));
-        let got = keys.get("a.1").expect("stored");
-        assert_eq!((got.objectid.as_str(), got.conversation_id.as_str()), ("a.1", "a"));
-        assert_eq!(got.key.expose(), &[3; KEY_LEN]);
-        assert_eq!(keys.len(), None);
-        // Stale: dropped from the app's store too.
-        store.0.lock().unwrap().get_mut("a.1").unwrap().cached_at = SystemTime::now() - Duration::from_secs(61);
-        assert!(keys.get("a.1").is_none());
+        let app = AppStore(store.clone());
+        let created_at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let cached_at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_100);
+        app.put(keysrv_client::StoredKey {
+            objectid: "c.1".into(),
+            conversation_id: "c".into(),
+            key: Zeroizing::new(vec![3; 32]),
+            created_at,
+            cached_at,
+        });
+        let stored = store.0.lock().unwrap()["c.1"].clone();
+        assert_eq!((stored.conversation_id.as_str(), stored.key.as_slice()), ("c", &[3; 32][..]));
+        assert_eq!((stored.created_at, stored.cached_at), (SystemTime::from(created_at), cached_at));
+        let back = app.get("c.1").expect("stored");
+        assert_eq!((back.objectid.as_str(), back.created_at, back.cached_at), ("c.1", created_at, cached_at));
+        assert_eq!(back.key.as_slice(), &[3; 32]);
+        assert!(app.get("c.2").is_none());
+        app.remove_conversation("c");
         assert!(store.0.lock().unwrap().is_empty());
-        // Wrong length, or filed under another name.
-        keys.put(&k("a", "2"));
-        store.0.lock().unwrap().get_mut("a.2").unwrap().key.truncate(16);
-        assert!(keys.get("a.2").is_none());
-        keys.put(&k("a", "3"));
-        let moved = store.0.lock().unwrap().remove("a.3").unwrap();
-        store.0.lock().unwrap().insert("a.4".into(), moved);
-        assert!(keys.get("a.4").is_none());
-        assert!(format!("{:?}", k("a", "1")).contains("redacted"));
+        assert!(format!("{stored:?}").contains("redacted"));
     }
 }

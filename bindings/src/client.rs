@@ -1,7 +1,7 @@
 //! The client object apps hold: the v1 API, opening received messages, and
 //! files, on a keysrv-client underneath.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -11,7 +11,7 @@ use keysrv_client::{Client, KeyObject, OutgoingKey, RotationPolicy, Zeroizing};
 use time::OffsetDateTime;
 
 use crate::KeysrvError;
-use crate::cache::{KeyCache, Keys};
+use crate::cache::{AppStore, KeyCache};
 use crate::types::{
     ClientConfig, Conversation, FileDownload, FileRef, FileUpload, History, Member, MessageContent, MessageType,
     OpenOutcome, OpenedMessage, ReceiveContext, Role,
@@ -113,6 +113,17 @@ impl ConversationKey {
         Ok(keysrv_client::stanza::message_stanza(&to, message_type.into(), &id, &element)?)
     }
 
+    /// A sealer for the messages of one chat: from `sender` to `recipient`
+    /// (the peer's bare JID, or the room's), checked once here. Sealing
+    /// through it passes only the content per message, which is what makes
+    /// a send cheap from Python (each argument that crosses the FFI costs
+    /// there); messages count against this key like `seal`'s.
+    pub fn sealer(self: Arc<Self>, sender: String, recipient: String) -> Result<Arc<Sealer>, KeysrvError> {
+        let sender = keysrv_client::wire::bare_jid(&sender)?;
+        let recipient = keysrv_client::wire::bare_jid(&recipient)?;
+        Ok(Arc::new(Sealer { key: self, sender, recipient }))
+    }
+
     /// Messages this device sealed under this key object so far.
     pub fn sealed_count(&self) -> u64 {
         self.key.sealed()
@@ -129,6 +140,55 @@ impl ConversationKey {
     /// rotated, e.g. by removing a member).
     pub fn is_stale(&self) -> bool {
         self.key.is_stale(keysrv_client::CURRENT_KEY_MAX_AGE)
+    }
+}
+
+/// Seals the messages of one chat under one key ([`ConversationKey::sealer`]).
+#[derive(Debug, uniffi::Object)]
+pub struct Sealer {
+    key: Arc<ConversationKey>,
+    sender: String,
+    recipient: String,
+}
+
+#[uniffi::export]
+impl Sealer {
+    /// Seals a text message: the `<encrypted>` element, as `seal` returns
+    /// it. Fails with `TooLarge` over 60,000 bytes.
+    pub fn seal_text(&self, body: String) -> Result<String, KeysrvError> {
+        Ok(self.key.key.seal(&self.sender, &self.recipient, &keysrv_client::Content::text(body))?)
+    }
+
+    /// Seals any content (files, extra elements), as `seal` does.
+    pub fn seal(&self, content: MessageContent) -> Result<String, KeysrvError> {
+        Ok(self.key.key.seal(&self.sender, &self.recipient, &content.into())?)
+    }
+
+    /// The key it seals under (rotate when `needs_rotation` says so, then
+    /// make a new sealer from the new key).
+    pub fn key(&self) -> Arc<ConversationKey> {
+        self.key.clone()
+    }
+}
+
+/// Opens the stanzas of one receiving context ([`KeysrvClient::receiver`]).
+#[derive(Debug, uniffi::Object)]
+pub struct Receiver {
+    client: Arc<KeysrvClient>,
+    context: ReceiveContext,
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl Receiver {
+    /// `open_message_cached` with this receiver's context: synchronous, no
+    /// request, `None` when keysrv must be asked (then call `open`).
+    pub fn open_cached(&self, stanza: String) -> Result<Option<OpenedMessage>, KeysrvError> {
+        self.client.open_cached(&stanza, &self.context)
+    }
+
+    /// `open_message` with this receiver's context.
+    pub async fn open(&self, stanza: String) -> Result<OpenedMessage, KeysrvError> {
+        self.client.open(&stanza, &self.context).await
     }
 }
 
@@ -153,7 +213,6 @@ pub struct CreatedConversation {
 #[derive(uniffi::Object)]
 pub struct KeysrvClient {
     client: Client,
-    keys: Keys,
 }
 
 impl std::fmt::Debug for KeysrvClient {
@@ -177,19 +236,15 @@ impl KeysrvClient {
         tokens: Arc<dyn AccessTokenProvider>,
         key_cache: Option<Arc<dyn KeyCache>>,
     ) -> Result<Arc<Self>, KeysrvError> {
-        let client = Client::builder(config.base_url, Tokens(tokens))
-            // Keys are cached here (the app's cache or the memory one), not
-            // a second time inside keysrv-client.
-            .cache_capacity(0)
+        let mut builder = Client::builder(config.base_url, Tokens(tokens))
+            .cache_capacity(config.key_cache_entries as usize)
+            .cache_ttl(ttl(config.key_cache_ttl_secs))
             .timeout(Duration::from_secs(config.timeout_secs.max(1)))
-            .transfer_timeout(Duration::from_secs(config.transfer_timeout_secs.max(1)))
-            .build()?;
-        let ttl = ttl(config.key_cache_ttl_secs);
-        let keys = match key_cache {
-            Some(cache) => Keys::app(cache, ttl),
-            None => Keys::memory(config.key_cache_entries as usize, ttl),
-        };
-        Ok(Arc::new(Self { client, keys }))
+            .transfer_timeout(Duration::from_secs(config.transfer_timeout_secs.max(1)));
+        if let Some(cache) = key_cache {
+            builder = builder.key_store(Arc::new(AppStore(cache)));
+        }
+        Ok(Arc::new(Self { client: builder.build()? }))
     }
 
     // -- Conversations --------------------------------------------------
@@ -204,7 +259,6 @@ impl KeysrvClient {
         idempotency_key: Option<String>,
     ) -> Result<CreatedConversation, KeysrvError> {
         let created = self.client.create_conversation(members, history.into(), idempotency_key.as_deref()).await?;
-        self.keys.put(&created.key);
         Ok(CreatedConversation { conversation_id: created.conversation_id, key: ConversationKey::new(created.key) })
     }
 
@@ -216,9 +270,7 @@ impl KeysrvClient {
     /// Crypto-shreds the conversation (owner only): every message sealed
     /// under its keys becomes unreadable, everywhere.
     pub async fn delete_conversation(&self, conversation_id: String) -> Result<(), KeysrvError> {
-        self.client.delete_conversation(&conversation_id).await?;
-        self.keys.remove_conversation(&conversation_id);
-        Ok(())
+        Ok(self.client.delete_conversation(&conversation_id).await?)
     }
 
     // -- Members --------------------------------------------------------
@@ -251,9 +303,7 @@ impl KeysrvClient {
     /// The conversation's current key, to send with (always asked of
     /// keysrv: someone may have rotated).
     pub async fn current_key(&self, conversation_id: String) -> Result<Arc<ConversationKey>, KeysrvError> {
-        let key = self.client.current_key(&conversation_id).await?;
-        self.keys.put(&key);
-        Ok(ConversationKey::new(key))
+        Ok(ConversationKey::new(self.client.current_key(&conversation_id).await?))
     }
 
     /// Rotates: a new current key.
@@ -262,28 +312,20 @@ impl KeysrvClient {
         conversation_id: String,
         idempotency_key: Option<String>,
     ) -> Result<Arc<ConversationKey>, KeysrvError> {
-        let key = self.client.rotate(&conversation_id, idempotency_key.as_deref()).await?;
-        self.keys.put(&key);
-        Ok(ConversationKey::new(key))
+        Ok(ConversationKey::new(self.client.rotate(&conversation_id, idempotency_key.as_deref()).await?))
     }
 
     /// The key named `objectid`, from the cache or keysrv. `NotFound`: this
     /// user may not (or no longer) read it.
     pub async fn key(&self, objectid: String) -> Result<Arc<ConversationKey>, KeysrvError> {
-        Ok(ConversationKey::new(self.key_object(&objectid).await?))
+        Ok(ConversationKey::new(self.client.key(&objectid).await?))
     }
 
     /// Many keys at once: cached ones from the cache, the rest with one
     /// request per 100.
     pub async fn keys_batch(&self, objectids: Vec<String>) -> Result<BatchKeys, KeysrvError> {
-        let (found, missing) = self.fetch_keys(&objectids).await?;
-        let mut seen = HashSet::new();
-        let found = objectids
-            .iter()
-            .filter(|id| seen.insert(id.as_str()))
-            .filter_map(|id| found.get(id).cloned().map(ConversationKey::new))
-            .collect();
-        Ok(BatchKeys { found, missing })
+        let batch = self.client.keys_batch(&objectids).await?;
+        Ok(BatchKeys { found: batch.found.into_iter().map(ConversationKey::new).collect(), missing: batch.missing })
     }
 
     /// The current key to seal a message from `own_jid` to `to` (a peer,
@@ -298,11 +340,7 @@ impl KeysrvClient {
         to: String,
         message_type: MessageType,
     ) -> Result<Option<Arc<ConversationKey>>, KeysrvError> {
-        let key = self.client.key_for_chat(&own_jid, &to, message_type.into()).await?;
-        Ok(key.map(|k| {
-            self.keys.put(&k);
-            ConversationKey::new(k)
-        }))
+        Ok(self.client.key_for_chat(&own_jid, &to, message_type.into()).await?.map(ConversationKey::new))
     }
 
     /// Records the one-to-one conversation of `own_jid` and `peer` (e.g.
@@ -343,10 +381,29 @@ impl KeysrvClient {
     /// (the sender a member; one-to-one: exactly the two parties; a room:
     /// the conversation it is bound to, binding it on first use).
     pub async fn open_message(&self, stanza: String, context: ReceiveContext) -> Result<OpenedMessage, KeysrvError> {
-        let message = prepare(&stanza, &context)?;
-        let objectid = objectid(&message)?;
-        let key = self.key_object(&objectid).await?;
-        self.open_with(&message, &key).await
+        self.open(&stanza, &context).await
+    }
+
+    /// A receiver for stanzas of one context (e.g. the account's live
+    /// messages, or the results of one archive query): the same opening,
+    /// without the context crossing the FFI with every stanza.
+    pub fn receiver(self: Arc<Self>, context: ReceiveContext) -> Arc<Receiver> {
+        Arc::new(Receiver { client: self, context })
+    }
+
+    /// Opens a received stanza like `open_message`, but synchronously and
+    /// without any request: `None` when it would need one (its key or its
+    /// conversation's member list is not cached, or the cached list refuses
+    /// the sender) — then call `open_message`. Errors are those of
+    /// `open_message`. For live messages of a chat already open, which
+    /// then cost no async round trip: `open_message_cached(s, ctx) or await
+    /// open_message(s, ctx)`.
+    pub fn open_message_cached(
+        &self,
+        stanza: String,
+        context: ReceiveContext,
+    ) -> Result<Option<OpenedMessage>, KeysrvError> {
+        self.open_cached(&stanza, &context)
     }
 
     /// Opens a page of received stanzas (an archive page, a backlog of
@@ -369,7 +426,8 @@ impl KeysrvClient {
             })
             .collect();
         let wanted: Vec<String> = prepared.iter().filter_map(|p| p.as_ref().ok()).map(|(_, id)| id.clone()).collect();
-        let (keys, _) = self.fetch_keys(&wanted).await?;
+        let keys: HashMap<String, KeyObject> =
+            self.client.keys_batch(&wanted).await?.found.into_iter().map(|k| (k.objectid.clone(), k)).collect();
         let mut out = Vec::with_capacity(prepared.len());
         for p in prepared {
             let result = match p {
@@ -488,25 +546,23 @@ impl KeysrvClient {
 
     /// Forgets one key.
     pub fn forget(&self, objectid: String) {
-        self.keys.remove(&objectid);
+        self.client.forget(&objectid);
     }
 
     /// Forgets every key and the member list of a conversation (after
     /// leaving it).
     pub fn forget_conversation(&self, conversation_id: String) {
-        self.keys.remove_conversation(&conversation_id);
         self.client.forget_conversation(&conversation_id);
     }
 
     /// Forgets every key and member list (sign-out). Chat bindings stay.
     pub fn clear_cache(&self) {
-        self.keys.clear();
         self.client.clear_cache();
     }
 
     /// Keys in the built-in memory cache (`None` with the app's own cache).
     pub fn cached_key_count(&self) -> Option<u64> {
-        self.keys.len().map(|n| n as u64)
+        self.client.cached_keys_in_memory().map(|n| n as u64)
     }
 }
 
@@ -516,42 +572,28 @@ impl KeysrvClient {
         &self.client
     }
 
-    async fn key_object(&self, objectid: &str) -> Result<KeyObject, KeysrvError> {
-        if let Some(k) = self.keys.get(objectid) {
-            return Ok(k);
-        }
-        let key = self.client.key(objectid).await?;
-        self.keys.put(&key);
-        Ok(key)
+    async fn open(&self, stanza: &str, context: &ReceiveContext) -> Result<OpenedMessage, KeysrvError> {
+        let message = prepare(stanza, context)?;
+        let objectid = objectid(&message)?;
+        let key = self.client.key(&objectid).await?;
+        self.open_with(&message, &key).await
     }
 
-    /// The keys of `objectids`: from the cache, else one batch request per
-    /// 100; and the ones that are missing.
-    async fn fetch_keys(&self, objectids: &[String]) -> Result<(HashMap<String, KeyObject>, Vec<String>), KeysrvError> {
-        let mut found = HashMap::new();
-        let mut to_fetch = Vec::new();
-        let mut seen = HashSet::new();
-        for id in objectids {
-            if !seen.insert(id.as_str()) {
-                continue;
-            }
-            match self.keys.get(id) {
-                Some(k) => {
-                    found.insert(id.clone(), k);
-                }
-                None => to_fetch.push(id.clone()),
+    fn open_cached(&self, stanza: &str, context: &ReceiveContext) -> Result<Option<OpenedMessage>, KeysrvError> {
+        let message = prepare(stanza, context)?;
+        let objectid = objectid(&message)?;
+        let Some(key) = self.client.cached_key(&objectid) else { return Ok(None) };
+        let (sender, recipient) = message.parties()?;
+        let element = message.encrypted.as_ref().ok_or_else(not_encrypted)?;
+        let envelope = key.open_element(&sender, &recipient, element)?;
+        let kind = message.chat_kind();
+        match self.client.check_conversation_cached(&key.conversation_id, kind, &sender, &recipient) {
+            None => Ok(None),
+            Some(checked) => {
+                checked?;
+                Ok(Some(opened(&message, &key, sender, recipient, envelope)))
             }
         }
-        let mut missing = Vec::new();
-        if !to_fetch.is_empty() {
-            let batch = self.client.keys_batch(&to_fetch).await?;
-            for k in batch.found {
-                self.keys.put(&k);
-                found.insert(k.objectid.clone(), k);
-            }
-            missing = batch.missing;
-        }
-        Ok((found, missing))
     }
 
     async fn open_with(&self, message: &ReceivedMessage, key: &KeyObject) -> Result<OpenedMessage, KeysrvError> {
@@ -561,20 +603,31 @@ impl KeysrvClient {
         // member-list request.
         let envelope = key.open_element(&sender, &recipient, element)?;
         self.client.check_conversation(&key.conversation_id, message.chat_kind(), &sender, &recipient).await?;
-        Ok(OpenedMessage {
-            body: envelope.content.body,
-            files: envelope.content.files.into_iter().map(FileRef::from).collect(),
-            extra: envelope.content.extra,
-            sender,
-            recipient,
-            sent_at: envelope.time.into(),
-            objectid: key.objectid.clone(),
-            conversation_id: key.conversation_id.clone(),
-            delivery: (&message.delivery).into(),
-            message_type: message.message_type.clone(),
-            stanza_id: message.id.clone(),
-            delay: message.delay.clone(),
-        })
+        Ok(opened(message, key, sender, recipient, envelope))
+    }
+}
+
+/// The record of a message that opened and passed every check.
+fn opened(
+    message: &ReceivedMessage,
+    key: &KeyObject,
+    sender: String,
+    recipient: String,
+    envelope: keysrv_client::Envelope,
+) -> OpenedMessage {
+    OpenedMessage {
+        body: envelope.content.body,
+        files: envelope.content.files.into_iter().map(FileRef::from).collect(),
+        extra: envelope.content.extra,
+        sender,
+        recipient,
+        sent_at: envelope.time.into(),
+        objectid: key.objectid.clone(),
+        conversation_id: key.conversation_id.clone(),
+        delivery: (&message.delivery).into(),
+        message_type: message.message_type.clone(),
+        stanza_id: message.id.clone(),
+        delay: message.delay.clone(),
     }
 }
 

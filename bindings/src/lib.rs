@@ -10,6 +10,9 @@
 //!   stanzas (live, carbons, offline, archive, rooms) and files. Async
 //!   methods run on the SDK's own Tokio runtime.
 //! - [`ConversationKey`]: a key held inside the SDK; seals messages.
+//!   [`Sealer`] and [`Receiver`] bind a chat (sender, recipient) or a
+//!   receiving context once, so that per message only the content or the
+//!   stanza crosses the FFI.
 //! - [`AccessTokenProvider`], [`KeyCache`]: implemented by the app (token
 //!   refresh on 401; keys kept in the Keychain / Keystore).
 //! - [`KeysrvError`]: one error type whose variants say what to do.
@@ -20,7 +23,9 @@ mod error;
 mod types;
 
 pub use cache::{KeyCache, StoredKey};
-pub use client::{AccessTokenProvider, BatchKeys, ConversationKey, CreatedConversation, KeysrvClient};
+pub use client::{
+    AccessTokenProvider, BatchKeys, ConversationKey, CreatedConversation, KeysrvClient, Receiver, Sealer,
+};
 pub use error::KeysrvError;
 pub use types::{
     ClientConfig, Conversation, Delivery, FileDownload, FileRef, FileUpload, History, Member, MessageContent,

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use zeroize::Zeroizing;
 
-use crate::cache::{KeyCache, Lru};
+use crate::cache::{KeyCache, KeyStore, Lru};
 use crate::chat::{self, ChatKind};
 use crate::envelope::Envelope;
 use crate::error::{Error, Problem};
@@ -248,6 +248,7 @@ pub struct ClientBuilder {
     base_url: String,
     tokens: Arc<dyn TokenProvider>,
     http: Option<reqwest::Client>,
+    key_store: Option<Arc<dyn KeyStore>>,
     cache_capacity: usize,
     cache_ttl: Option<Duration>,
     member_cache_capacity: usize,
@@ -268,16 +269,24 @@ impl ClientBuilder {
         self
     }
 
-    /// How many keys the cache holds (least recently used go first);
-    /// 0 turns it off. Default 4096.
+    /// How many keys the in-memory cache holds (least recently used go
+    /// first); 0 turns it off. Default 4096. Not used with a
+    /// [`ClientBuilder::key_store`].
     pub fn cache_capacity(mut self, entries: usize) -> Self {
         self.cache_capacity = entries;
         self
     }
 
+    /// Keep keys in the app's [`KeyStore`] (e.g. the iOS Keychain) instead
+    /// of memory, under the same [`ClientBuilder::cache_ttl`].
+    pub fn key_store(mut self, store: Arc<dyn KeyStore>) -> Self {
+        self.key_store = Some(store);
+        self
+    }
+
     /// How long a cached key is used before it is fetched again (so a
-    /// revocation reaches a running client); `None` keeps keys until evicted.
-    /// Default 15 minutes.
+    /// revocation reaches a running client); `None` keeps keys until evicted
+    /// (or, in a [`KeyStore`], until removed). Default 15 minutes.
     pub fn cache_ttl(mut self, ttl: Option<Duration>) -> Self {
         self.cache_ttl = ttl;
         self
@@ -344,7 +353,10 @@ impl ClientBuilder {
                 http,
                 base,
                 tokens: self.tokens,
-                cache: Mutex::new(KeyCache::new(self.cache_capacity, self.cache_ttl)),
+                cache: match self.key_store {
+                    Some(store) => KeyCache::store(store, self.cache_ttl),
+                    None => KeyCache::memory(self.cache_capacity, self.cache_ttl),
+                },
                 members: Mutex::new(Lru::new(self.member_cache_capacity, Some(self.member_cache_ttl))),
                 rooms: Mutex::new(Lru::new(self.chat_bindings, None)),
                 peers: Mutex::new(Lru::new(self.chat_bindings, None)),
@@ -360,7 +372,7 @@ struct Inner {
     http: reqwest::Client,
     base: Url,
     tokens: Arc<dyn TokenProvider>,
-    cache: Mutex<KeyCache>,
+    cache: KeyCache,
     /// Conversation id → its members' bare JIDs.
     members: Mutex<Lru<Arc<[String]>>>,
     /// Room bare JID → the conversation the room uses.
@@ -394,6 +406,7 @@ impl Client {
             base_url: base_url.into(),
             tokens: Arc::new(tokens),
             http: None,
+            key_store: None,
             cache_capacity: 4096,
             cache_ttl: Some(Duration::from_secs(15 * 60)),
             member_cache_capacity: MEMBER_CACHE_ENTRIES,
@@ -409,8 +422,8 @@ impl Client {
         Self::builder(base_url, StaticToken::new(token)).build()
     }
 
-    fn cache(&self) -> MutexGuard<'_, KeyCache> {
-        self.inner.cache.lock().unwrap_or_else(|p| p.into_inner())
+    fn cache(&self) -> &KeyCache {
+        &self.inner.cache
     }
 
     fn members(&self) -> MutexGuard<'_, Lru<Arc<[String]>>> {
@@ -522,7 +535,7 @@ impl Client {
     }
 
     fn remember(&self, key: &KeyObject) {
-        self.cache().insert(key.clone(), Instant::now());
+        self.cache().put(key);
     }
 
     /// `POST /v1/conversations`: a new conversation owned by the caller, with
@@ -616,18 +629,14 @@ impl Client {
             objectids.into_iter().map(|s| s.as_ref().to_owned()).filter(|s| seen.insert(s.clone())).collect();
         let mut got: HashMap<String, KeyObject> = HashMap::new();
         let mut to_fetch = Vec::new();
-        {
-            let mut cache = self.cache();
-            let now = Instant::now();
-            for id in &wanted {
-                match cache.get(id, now) {
-                    Some(k) => {
-                        got.insert(id.clone(), k);
-                    }
-                    // Ids that cannot be objectids are missing without asking.
-                    None if requestable(id) => to_fetch.push(id.clone()),
-                    None => {}
+        for id in &wanted {
+            match self.cache().get(id) {
+                Some(k) => {
+                    got.insert(id.clone(), k);
                 }
+                // Ids that cannot be objectids are missing without asking.
+                None if requestable(id) => to_fetch.push(id.clone()),
+                None => {}
             }
         }
         for chunk in to_fetch.chunks(BATCH_LIMIT) {
@@ -780,6 +789,46 @@ impl Client {
         recipient: &str,
     ) -> Result<(), Error> {
         self.verify_chat(kind, conversation_id, sender, recipient, &mut MemberLists::default(), false).await?
+    }
+
+    /// [`Client::check_conversation`] without any request, for a caller
+    /// that must not wait (e.g. on a UI thread): `None` when the member
+    /// list is not cached, or when the cached list refuses — the full check
+    /// asks keysrv once more before refusing, so only it may say no for
+    /// that reason.
+    pub fn check_conversation_cached(
+        &self,
+        conversation_id: &str,
+        kind: ChatKind,
+        sender: &str,
+        recipient: &str,
+    ) -> Option<Result<(), Error>> {
+        let members = self.members().get(conversation_id, Instant::now())?;
+        chat::check_members(kind, sender, recipient, conversation_id, &members).ok()?;
+        Some(match kind {
+            ChatKind::Room => self.bind_or_check_room(recipient, conversation_id).map_err(Error::from),
+            ChatKind::OneToOne => self.learn_peer(sender, recipient, conversation_id).map_err(Error::from),
+        })
+    }
+
+    /// [`Client::open_message`] without any request: `None` when it would
+    /// need one — the key or the conversation's member list is not cached,
+    /// or the cached list refuses the sender (then call
+    /// [`Client::open_message`], which asks keysrv). Synchronous, so a
+    /// live message of an open chat costs no task switch.
+    pub fn open_message_cached(&self, message: &ReceivedMessage) -> Option<Result<Envelope, Error>> {
+        let (element, sender, recipient) = match prepare(message) {
+            Ok(p) => p,
+            Err(e) => return Some(Err(e)),
+        };
+        let key = self.cached_key(&element.objectid)?;
+        // Decrypt first, as open_message does: a forgery binds nothing.
+        let envelope = match key.open_element(&sender, &recipient, element) {
+            Ok(env) => env,
+            Err(e) => return Some(Err(e.into())),
+        };
+        let checked = self.check_conversation_cached(&key.conversation_id, message.chat_kind(), &sender, &recipient)?;
+        Some(checked.map(|()| envelope))
     }
 
     async fn verify_chat(
@@ -967,7 +1016,7 @@ impl Client {
 
     /// The cached key named `objectid`, without any request.
     pub fn cached_key(&self, objectid: &str) -> Option<KeyObject> {
-        self.cache().get(objectid, Instant::now())
+        self.cache().get(objectid)
     }
 
     /// Drops a key from the cache.
@@ -990,8 +1039,15 @@ impl Client {
         self.members().clear();
     }
 
-    /// How many keys the cache holds.
+    /// How many keys the in-memory cache holds (0 with a [`KeyStore`]: see
+    /// [`Client::cached_keys_in_memory`]).
     pub fn cached_keys(&self) -> usize {
+        self.cache().len().unwrap_or(0)
+    }
+
+    /// How many keys the in-memory cache holds, or `None` when keys are in
+    /// a [`KeyStore`] (only the store knows how many).
+    pub fn cached_keys_in_memory(&self) -> Option<usize> {
         self.cache().len()
     }
 }

@@ -56,6 +56,7 @@ pub mod stanza;
 pub mod wire;
 mod xml;
 
+pub use cache::{KeyStore, StoredKey};
 pub use chat::ChatKind;
 pub use client::{
     BATCH_LIMIT, BatchKeys, Client, ClientBuilder, Conversation, CreatedConversation, History, Member, Role,

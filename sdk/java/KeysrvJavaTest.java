@@ -298,6 +298,61 @@ public class KeysrvJavaTest {
         raises(KeysrvException.Refused.class, () -> await(juliet.openMessage(result, ctx(JULIET))));
     }
 
+    static void openCached() throws Exception {
+        Proxy proxy = new Proxy();
+        try {
+            KeysrvClient romeo = client(ROMEO), juliet = client(JULIET, proxy.url, null, null);
+            CreatedConversation created = await(romeo.createConversation(List.of(JULIET), History.SHARED, null));
+            String element = created.key().seal(ROMEO, JULIET, text("Good night, good night!"));
+            check(juliet.openMessageCached(chat(element), ctx(JULIET)) == null, "nothing cached: openMessage's job");
+            OpenedMessage first = await(juliet.openMessage(chat(element), ctx(JULIET)));
+            proxy.seen.clear();
+            OpenedMessage opened = juliet.openMessageCached(chat(element), ctx(JULIET + "/balcony"));
+            eq(first, opened, "the same message as openMessage");
+            eq("Good night, good night!", opened.body(), "body");
+            eq("decrypt", raises(KeysrvException.IntegrityFailure.class,
+                () -> juliet.openMessageCached(stanza(element, "mercutio@montague.lit/x", JULIET, "chat"), ctx(JULIET))).kind(), "integrity");
+            String result = "<message xmlns='jabber:client' to='juliet@capulet.lit/tablet'><result xmlns='urn:xmpp:mam:2' queryid='q1' id='a1'>"
+                + "<forwarded xmlns='urn:xmpp:forward:0'>" + chat(element) + "</forwarded></result></message>";
+            eq("untrusted-wrapper", raises(KeysrvException.Refused.class, () -> juliet.openMessageCached(result, ctx(JULIET))).kind(), "archive without query");
+            eq(Delivery.ARCHIVED, juliet.openMessageCached(result, new ReceiveContext(JULIET, "q1", null, null)).delivery(), "archived");
+            eq(List.of(), proxy.seen, "no request");
+            String forged = stanza(created.key().seal(MERCUTIO, JULIET, text("It is I")), MERCUTIO + "/street", JULIET, "chat");
+            check(juliet.openMessageCached(forged, ctx(JULIET)) == null, "an unknown sender is left to openMessage");
+            eq("sender-not-member", raises(KeysrvException.Refused.class, () -> await(juliet.openMessage(forged, ctx(JULIET)))).kind(), "refused");
+        } finally {
+            proxy.server.stop(0);
+        }
+    }
+
+    static void sealerAndReceiver() throws Exception {
+        Proxy proxy = new Proxy();
+        try {
+            KeysrvClient romeo = client(ROMEO), juliet = client(JULIET, proxy.url, null, null);
+            CreatedConversation created = await(romeo.createConversation(List.of(JULIET), History.SHARED, null));
+            Sealer sealer = created.key().sealer(ROMEO + "/orchard", "Juliet@Capulet.lit");
+            eq(created.key().objectid(), sealer.key().objectid(), "the sealer's key");
+            String first = sealer.sealText("Good night");
+            String reply = "<reply xmlns='urn:xmpp:reply:0' id='m0' to='juliet@capulet.lit'/>";
+            String second = sealer.seal(new MessageContent("with a reply", List.of(), List.of(reply)));
+            eq(2L, created.key().sealedCount(), "counted against the key");
+            Receiver inbox = juliet.receiver(ctx(JULIET + "/balcony"));
+            check(inbox.openCached(chat(first)) == null, "nothing cached yet");
+            OpenedMessage opened = await(inbox.open(chat(first)));
+            eq("Good night", opened.body(), "body");
+            eq(JULIET, opened.recipient(), "recipient");
+            proxy.seen.clear();
+            OpenedMessage withReply = inbox.openCached(chat(second));
+            eq(List.of(reply), withReply.extra(), "extra");
+            eq(List.of(), proxy.seen, "no request");
+            raises(KeysrvException.IntegrityFailure.class, () -> inbox.openCached(stanza(first, MERCUTIO + "/x", JULIET, "chat")));
+            eq("invalid-jid", raises(KeysrvException.InvalidInput.class, () -> created.key().sealer("romeo@@", JULIET)).kind(), "bad JID");
+            raises(KeysrvException.TooLarge.class, () -> sealer.sealText("x".repeat(70000)));
+        } finally {
+            proxy.server.stop(0);
+        }
+    }
+
     static void rooms() throws Exception {
         KeysrvClient romeo = client(ROMEO), juliet = client(JULIET), mercutio = client(MERCUTIO);
         CreatedConversation created = await(romeo.createConversation(List.of(JULIET, MERCUTIO), History.SHARED, null));
@@ -446,6 +501,8 @@ public class KeysrvJavaTest {
         cases.put("members_and_roles", KeysrvJavaTest::membersAndRoles);
         cases.put("keys_current_rotate_get_batch", KeysrvJavaTest::keys);
         cases.put("seal_and_open_live_carbon_archive", KeysrvJavaTest::sealAndOpen);
+        cases.put("open_message_cached", KeysrvJavaTest::openCached);
+        cases.put("sealer_and_receiver", KeysrvJavaTest::sealerAndReceiver);
         cases.put("room_messages_and_bindings", KeysrvJavaTest::rooms);
         cases.put("open_messages_batches_per_100_keys", KeysrvJavaTest::openMessagesBatches);
         cases.put("files_upload_download_integrity", KeysrvJavaTest::files);

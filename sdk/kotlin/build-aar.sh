@@ -15,7 +15,7 @@ command -v cargo-ndk >/dev/null || { echo "cargo install cargo-ndk" >&2; exit 1;
 make bindings    # target/bindings/kotlin/uniffi/keysrv/keysrv.kt
 mkdir -p "$OUT/src/main/jniLibs" "$OUT/src/main/java"
 cargo ndk -t arm64-v8a -t armeabi-v7a -t x86_64 --platform 24 -o "$OUT/src/main/jniLibs" \
-    build --release -p keysrv-ffi --lib
+    build --profile mobile -p keysrv-ffi --lib
 cp -r target/bindings/kotlin/. "$OUT/src/main/java/"
 cat > "$OUT/build.gradle.kts" <<'GRADLE'
 plugins { id("com.android.library"); id("org.jetbrains.kotlin.android") }

@@ -12,15 +12,15 @@ command -v xcodebuild >/dev/null || { echo "xcodebuild (Xcode) is required" >&2;
 
 make bindings    # target/bindings/swift/{keysrv.swift,keysrvFFI.h,keysrvFFI.modulemap}
 for t in aarch64-apple-ios aarch64-apple-ios-sim x86_64-apple-ios; do
-    cargo rustc --release -p keysrv-ffi --lib --crate-type staticlib --target "$t"
+    cargo rustc --profile mobile -p keysrv-ffi --lib --crate-type staticlib --target "$t"
 done
 rm -rf "$OUT" && mkdir -p "$OUT/headers" "$OUT/sim" "$OUT/Sources/Keysrv"
 cp target/bindings/swift/keysrvFFI.h "$OUT/headers/"
 cp target/bindings/swift/keysrvFFI.modulemap "$OUT/headers/module.modulemap"
-lipo -create target/aarch64-apple-ios-sim/release/libkeysrv_ffi.a target/x86_64-apple-ios/release/libkeysrv_ffi.a \
+lipo -create target/aarch64-apple-ios-sim/mobile/libkeysrv_ffi.a target/x86_64-apple-ios/mobile/libkeysrv_ffi.a \
      -output "$OUT/sim/libkeysrv_ffi.a"
 xcodebuild -create-xcframework \
-    -library target/aarch64-apple-ios/release/libkeysrv_ffi.a -headers "$OUT/headers" \
+    -library target/aarch64-apple-ios/mobile/libkeysrv_ffi.a -headers "$OUT/headers" \
     -library "$OUT/sim/libkeysrv_ffi.a" -headers "$OUT/headers" \
     -output "$OUT/keysrvFFI.xcframework"
 cp target/bindings/swift/keysrv.swift "$OUT/Sources/Keysrv/"

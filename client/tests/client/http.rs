@@ -339,6 +339,52 @@ async fn a_sender_who_is_not_a_member_of_the_keys_conversation_is_refused() {
     assert_eq!(conversation_gets(&proxy).len(), 1, "{:?}", proxy.requests());
 }
 
+/// The synchronous open makes no request: it opens only what the caches
+/// hold, applies the same checks, and leaves to `open_message` every case
+/// that needs keysrv (a key or member list not cached, a cached list that
+/// refuses the sender).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cached_open_needs_no_request_and_refuses_what_open_message_refuses() {
+    let server = Server::start();
+    let proxy = Proxy::start(server.addr).await;
+    let romeo = server.client(ROMEO);
+    let created = romeo.create_conversation([JULIET], History::Shared, None).await.unwrap();
+    let element = created.key.seal(ROMEO, JULIET, &Content::text("Good night")).unwrap();
+    let msg = received("romeo@montague.lit/orchard", "juliet@capulet.lit/balcony", &element);
+    let juliet = Client::with_token(&proxy.url, server.token(JULIET)).unwrap();
+
+    assert!(juliet.open_message_cached(&msg).is_none(), "nothing cached yet");
+    juliet.key(&created.key.objectid).await.unwrap();
+    assert!(juliet.open_message_cached(&msg).is_none(), "the member list is not cached yet");
+    assert!(juliet.peer_conversation(JULIET, ROMEO).is_none());
+    let requests = proxy.requests().len();
+    assert_eq!(juliet.open_message(&msg).await.unwrap().body(), Some("Good night"));
+    assert_eq!(proxy.requests().len(), requests + 1, "the member list");
+
+    let env = juliet.open_message_cached(&msg).expect("cached").unwrap();
+    assert_eq!((env.body(), env.from.as_str()), (Some("Good night"), ROMEO));
+    // A sender outside the conversation: the cached list refuses, so the
+    // answer is left to open_message, which asks again and refuses.
+    let forged = created.key.seal(MERCUTIO, JULIET, &Content::text("It is I")).unwrap();
+    let forged = received("mercutio@montague.lit/street", JULIET, &forged);
+    assert!(juliet.open_message_cached(&forged).is_none());
+    let r = juliet.open_message(&forged).await;
+    assert!(matches!(r, Err(Error::Wire(WireError::SenderNotMember { .. }))), "{r:?}");
+    // Tampered: refused at once, like open_message does.
+    let tampered = element.replacen("'>", "'>AAAA", 1);
+    let r = juliet.open_message_cached(&received(ROMEO, JULIET, &tampered)).expect("the key is cached");
+    assert!(matches!(r, Err(Error::Wire(_))), "{r:?}");
+    // A message without <encrypted>: refused without looking anything up.
+    let plain = ReceivedMessage::parse(
+        "<message xmlns='jabber:client' from='romeo@montague.lit/o' to='juliet@capulet.lit' type='chat'><body>hi</body></message>",
+    )
+    .unwrap();
+    assert!(matches!(juliet.open_message_cached(&plain), Some(Err(Error::Wire(WireError::MissingContext(_))))));
+    assert_eq!(juliet.peer_conversation(JULIET, ROMEO).as_deref(), Some(created.conversation_id.as_str()));
+    assert_eq!(proxy.requests().len(), requests + 2, "only open_message asked (the forged sender's list)");
+    drop(server);
+}
+
 /// The member list is cached, but a member added since is not refused: a
 /// list that refuses is fetched again, once per open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

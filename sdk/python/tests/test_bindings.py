@@ -163,6 +163,88 @@ def test_seal_and_open_live_carbon_and_stanza(make_client):
     run(go())
 
 
+def test_open_message_cached_opens_only_what_the_caches_hold(make_client, proxy):
+    romeo, mercutio = make_client(ROMEO), make_client(MERCUTIO)
+    juliet = make_client(JULIET, via=proxy.url)
+
+    async def go():
+        created = await romeo.create_conversation([JULIET], keysrv.History.SHARED, None)
+        element = created.key.seal(ROMEO, JULIET, content("Good night, good night!"))
+        s = chat_stanza(element)
+        assert juliet.open_message_cached(s, ctx(JULIET)) is None, "nothing cached: open_message's job"
+        first = await juliet.open_message(s, ctx(JULIET))
+        proxy.clear()
+        opened = juliet.open_message_cached(s, ctx(JULIET + "/balcony"))
+        assert opened == first and opened.body == "Good night, good night!"
+        assert (opened.sender, opened.recipient, opened.delivery) == (ROMEO, JULIET, keysrv.Delivery.DIRECT)
+        # The checks of open_message, without a request.
+        with pytest.raises(E.IntegrityFailure):
+            juliet.open_message_cached(chat_stanza(element, sender="mercutio@montague.lit/x"), ctx(JULIET))
+        with pytest.raises(E.InvalidInput) as e:
+            juliet.open_message_cached("<message xmlns='jabber:client' from='romeo@montague.lit/o' to='juliet@capulet.lit'>"
+                                       "<body>plain</body></message>", ctx(JULIET))
+        assert e.value.kind == "not-encrypted"
+        archived = ("<message xmlns='jabber:client' to='juliet@capulet.lit/tablet'><result xmlns='urn:xmpp:mam:2' queryid='q1' id='a1'>"
+                    f"<forwarded xmlns='urn:xmpp:forward:0'>{s}</forwarded></result></message>")
+        with pytest.raises(E.Refused) as e:
+            juliet.open_message_cached(archived, ctx(JULIET))
+        assert e.value.kind == "untrusted-wrapper"
+        assert juliet.open_message_cached(archived, ctx(JULIET, mam_query_id="q1")).delivery == keysrv.Delivery.ARCHIVED
+        assert proxy.seen == []
+        # A sender the cached list does not know: not refused from the cache
+        # (he may have just joined); open_message asks keysrv, which says no.
+        forged = chat_stanza(created.key.seal(MERCUTIO, JULIET, content("It is I")), sender=MERCUTIO + "/street")
+        assert juliet.open_message_cached(forged, ctx(JULIET)) is None
+        with pytest.raises(E.Refused) as e:
+            await juliet.open_message(forged, ctx(JULIET))
+        assert e.value.kind == "sender-not-member"
+        # Another conversation's key: not cached, so open_message's job.
+        other = await mercutio.create_conversation([JULIET], keysrv.History.SHARED, None)
+        assert juliet.open_message_cached(chat_stanza(other.key.seal(MERCUTIO, JULIET, content("hi")),
+                                                      sender=MERCUTIO + "/street"), ctx(JULIET)) is None
+
+    run(go())
+
+
+def test_sealer_and_receiver_bind_the_chat_once(make_client, proxy):
+    romeo, juliet = make_client(ROMEO), make_client(JULIET, via=proxy.url)
+
+    async def go():
+        created = await romeo.create_conversation([JULIET], keysrv.History.SHARED, None)
+        sealer = created.key.sealer(ROMEO + "/orchard", "Juliet@Capulet.lit")
+        assert sealer.key().objectid() == created.key.objectid()
+        reply = "<reply xmlns='urn:xmpp:reply:0' id='m0' to='juliet@capulet.lit'/>"
+        sealed = [sealer.seal_text("Good night"), sealer.seal(content("with a reply", extra=[reply]))]
+        assert created.key.sealed_count() == 2, "a sealer counts against its key"
+        inbox = juliet.receiver(ctx(JULIET + "/balcony"))
+        assert inbox.open_cached(chat_stanza(sealed[0])) is None, "nothing cached yet"
+        first = await inbox.open(chat_stanza(sealed[0]))
+        assert (first.body, first.sender, first.recipient) == ("Good night", ROMEO, JULIET)
+        proxy.clear()
+        second = inbox.open_cached(chat_stanza(sealed[1]))
+        assert (second.body, second.extra, second.objectid) == ("with a reply", [reply], created.key.objectid())
+        assert second == await juliet.open_message(chat_stanza(sealed[1]), ctx(JULIET))
+        assert proxy.seen == []
+        # Sealed as Romeo's: it does not open as anyone else's.
+        with pytest.raises(E.IntegrityFailure):
+            inbox.open_cached(chat_stanza(sealed[0], sender=MERCUTIO + "/x"))
+        # The receiver's context applies to every stanza it opens.
+        archived = ("<message xmlns='jabber:client' to='juliet@capulet.lit/tablet'><result xmlns='urn:xmpp:mam:2' queryid='q7' id='a1'>"
+                    f"<forwarded xmlns='urn:xmpp:forward:0'>{chat_stanza(sealed[0])}</forwarded></result></message>")
+        with pytest.raises(E.Refused) as e:
+            inbox.open_cached(archived)
+        assert e.value.kind == "untrusted-wrapper"
+        page = juliet.receiver(ctx(JULIET, mam_query_id="q7"))
+        assert (await page.open(archived)).delivery == keysrv.Delivery.ARCHIVED
+        with pytest.raises(E.InvalidInput) as e:
+            created.key.sealer("romeo@@", JULIET)
+        assert e.value.kind == "invalid-jid"
+        with pytest.raises(E.TooLarge):
+            sealer.seal_text("x" * 70000)
+
+    run(go())
+
+
 def test_open_archive_results_need_our_query(make_client):
     romeo, juliet = make_client(ROMEO), make_client(JULIET)
 
