@@ -186,7 +186,8 @@ fuzz:
 # The mobile SDKs (bindings/, docs/SDK.md). `bindings` builds the library and
 # the generators (bindings/bindgen/, a workspace of its own: UniFFI's own and
 # uniffi-bindgen-java, at the versions in its Cargo.lock; its uniffi_bindgen
-# is vendored with one fix to the Python output, bindings/bindgen/Cargo.toml) and
+# is crates.io's with one fix to the Python output, applied by
+# scripts/patch-uniffi-bindgen.sh, bindings/bindgen/Cargo.toml says why) and
 # generates Kotlin, Swift, Python and Java into target/bindings/ (never
 # edited, never committed); the Java is compiled (Java 17 + JNA from
 # libjna-java), so an API a generator cannot export fails the build.
@@ -204,7 +205,11 @@ $(VENV)/.sdk-installed: requirements-sdk.txt $(VENV)/.installed
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-sdk.txt
 	touch $@
 
-bindings:
+UNIFFI_BINDGEN_PATCHED := target/uniffi_bindgen-0.31.0-patched
+$(UNIFFI_BINDGEN_PATCHED)/.patched: bindings/bindgen/uniffi-python-memmove.patch scripts/patch-uniffi-bindgen.sh
+	bash scripts/patch-uniffi-bindgen.sh $(UNIFFI_BINDGEN_PATCHED)
+
+bindings: $(UNIFFI_BINDGEN_PATCHED)/.patched
 	cargo build -p keysrv-ffi --lib
 	env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS cargo build --manifest-path bindings/bindgen/Cargo.toml --target-dir $(CURDIR)/target
 	rm -rf $(BINDINGS)
