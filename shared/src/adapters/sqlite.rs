@@ -118,12 +118,20 @@ fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// How much of the database file each connection maps into memory.
+const MMAP_BYTES: i64 = 256 << 20;
+
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     // FULL: a key the server handed out must survive a power cut, or messages
     // sealed with it are lost. secure_delete: crypto-shredding overwrites the
     // deleted rows instead of leaving them in free pages.
-    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA secure_delete = ON;")
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA secure_delete = ON;")?;
+    // A connection drops its page cache whenever another one committed, so
+    // under a steady trickle of writes every reader re-read its pages with a
+    // system call and a heap allocation each: the key-fetch path, CPU-bound
+    // on that, ran at an eighth of its peak. Mapped, a page is read in place.
+    conn.pragma_update(None, "mmap_size", MMAP_BYTES)
 }
 
 impl SqliteStore {
