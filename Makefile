@@ -12,7 +12,7 @@ TEST_EMULATOR_PORT ?= 5598
 TEST_STATE := target/emulator
 NEXTEST := $(shell command -v cargo-nextest >/dev/null && echo "cargo nextest run" || echo "cargo test")
 
-.PHONY: help run run-aws test lint lint-static lint-quick check-features build-all lint-template unit unit-aws bench soak package lambda-parity deploy build clean
+.PHONY: help run run-aws test lint lint-static lint-quick check-features clippy-canary build-all lint-template unit unit-aws bench soak package lambda-parity deploy build clean
 
 help:
 	@echo "make run    build and start keysrv server (dev mode, embedded backends)"
@@ -29,11 +29,8 @@ $(VENV)/.installed: requirements-dev.txt
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-# --workspace: the dependencies get the features the whole workspace asks
-# for, as in every other build here (`-p keysrv` alone would compile some of
-# them a second time, with fewer features).
 build:
-	cargo build --workspace --bin keysrv
+	cargo build -p keysrv --bin keysrv
 
 run: build
 	@echo "keysrv: data in $(KEYSRV_DATA_DIR); get a token with:"
@@ -74,17 +71,24 @@ check-features:
 # checked. Every cargo call of `test` then shares these artifacts. The
 # canary proves the lints really run and really fail the build.
 CLIPPY_DRIVER := $(shell rustc --print sysroot 2>/dev/null)/bin/clippy-driver
+#
+# `build-all` is what every test target builds on: with --all-targets the
+# dev-dependencies' features are on, so the test runs that follow compile
+# nothing more (a `--bin keysrv` build would leave them out and compile a
+# dozen crates a second time).
 test: export RUSTC_WORKSPACE_WRAPPER := $(CLIPPY_DRIVER)
 test: export CLIPPY_ARGS := -D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
-build-all:
+clippy-canary:
 	bash scripts/clippy-canary.sh
+
+build-all:
 	cargo build --workspace --all-targets
 
 lint-template: $(VENV)/.installed
 	$(VENV)/bin/cfn-lint template.yaml
 
 # Every test on the embedded backend.
-unit: build
+unit: build-all
 	KEYSRV_BIN=$(CURDIR)/target/debug/keysrv $(NEXTEST) --workspace --no-fail-fast
 
 # The behaviour suite and the Lambda handler tests again, on the AWS backends:
@@ -94,7 +98,7 @@ unit: build
 # nothing is compiled again. One process per test: nextest. (No comment
 # inside the recipe: a `#` line would end the shell command that holds the
 # emulator's environment and its trap.)
-unit-aws: build $(VENV)/.installed
+unit-aws: build-all $(VENV)/.installed
 	$(PY) scripts/emulator.py down --state-dir $(TEST_STATE)
 	$(PY) scripts/emulator.py up --port $(TEST_EMULATOR_PORT) --state-dir $(TEST_STATE)
 	trap '$(PY) scripts/emulator.py down --state-dir $(TEST_STATE)' EXIT; \
@@ -209,8 +213,7 @@ UNIFFI_BINDGEN_PATCHED := target/uniffi_bindgen-0.31.0-patched
 $(UNIFFI_BINDGEN_PATCHED)/.patched: bindings/bindgen/uniffi-python-memmove.patch scripts/patch-uniffi-bindgen.sh
 	bash scripts/patch-uniffi-bindgen.sh $(UNIFFI_BINDGEN_PATCHED)
 
-bindings: $(UNIFFI_BINDGEN_PATCHED)/.patched
-	cargo build -p keysrv-ffi --lib
+bindings: build-all $(UNIFFI_BINDGEN_PATCHED)/.patched
 	env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS cargo build --manifest-path bindings/bindgen/Cargo.toml --target-dir $(CURDIR)/target
 	rm -rf $(BINDINGS)
 	for lang in kotlin swift python; do \
@@ -226,7 +229,7 @@ bindings: $(UNIFFI_BINDGEN_PATCHED)/.patched
 	mkdir -p $(BINDINGS)/java-classes
 	javac $(JAVA_FLAGS) -cp $(JNA_JAR) -d $(BINDINGS)/java-classes $$(find $(BINDINGS)/java -name '*.java')
 
-sdk-test: build bindings $(VENV)/.sdk-installed
+sdk-test: build-all bindings $(VENV)/.sdk-installed
 	PATH="$(CURDIR)/$(VENV)/bin:$(CURDIR)/target/debug:$$PATH" MATURIN_PEP517_ARGS="--profile dev" $(VENV)/bin/pip install -q \
 		--disable-pip-version-check --no-build-isolation --no-deps --force-reinstall ./bindings
 	KEYSRV_BIN=$(CURDIR)/target/debug/keysrv $(PY) -m pytest -q -p no:cacheprovider sdk/python/tests

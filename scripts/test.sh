@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # `make test`: every check of the project, ordered for the 2-core CI machine.
 #
-#   1. lint-quick   fmt, module cycles, licences, cfn-lint (seconds)
+#   1. lint-quick   fmt, module cycles, licences, cfn-lint (seconds), and
+#                   the canary that proves clippy's lints deny in the build
 #   2. build-all    one build of the whole workspace, every target, with
 #                   clippy's lints in it (Makefile, `build-all`)
 #   3. at once:     unit-aws (the AWS leg: the emulator serves one request at
-#                   a time, so it leaves a core idle) beside
-#                   check-features, fuzz-build, sdk-test (they compile)
+#                   a time, so it leaves a core idle), then fuzz-build; beside
+#                   sdk-test, then check-features (they compile)
 #   4. unit         the embedded backend and e2e over Prosody, alone: some of
 #                   its tests measure time (exhaustion, quotas)
 #   5. fuzz-ci      regressions replayed, 10 s per fuzz target
@@ -58,6 +59,7 @@ stop_if_failed() {
 
 start=$SECONDS
 run lint-quick
+run clippy-canary
 run build-all
 stop_if_failed
 
@@ -66,12 +68,12 @@ phase=$SECONDS
 rm -f "$LOGS"/*.timings "$LOGS"/*.failed
 (
     timings=() failed=()
-    chain "$LOGS/aws.log" unit-aws
+    chain "$LOGS/aws.log" unit-aws fuzz-build
 ) &
 aws=$!
 (
     timings=() failed=()
-    chain "$LOGS/compile.log" check-features fuzz-build sdk-test
+    chain "$LOGS/compile.log" sdk-test check-features
 ) &
 compile=$!
 wait "$aws"
