@@ -178,14 +178,91 @@ pub fn emulator() -> &'static Emulator {
         // reads this test's rows, not those of every test before it: moto
         // scans in Python, and one shared table made the suite quadratic.
         let table = own_table(&ddb, &env.table);
+        // And a bucket of its own: every server sweeps the bucket at start
+        // for bytes no row of *its* table names, so a shared bucket would
+        // lose other tests' files.
+        let s3 = aws_sdk_s3::Client::from_conf(s3);
+        let bucket = if env.files_bucket.is_empty() { String::new() } else { own_bucket(&s3, &env.files_bucket) };
         for (name, value) in &mut env.server_vars {
-            if name == "KEYSRV_TABLE" {
-                value.clone_from(&table);
+            match name.as_str() {
+                "KEYSRV_TABLE" => value.clone_from(&table),
+                "KEYSRV_FILES_BUCKET" => value.clone_from(&bucket),
+                _ => {}
             }
         }
         env.table = table;
-        Emulator { env, ddb, kms: aws_sdk_kms::Client::new(&sdk), s3: aws_sdk_s3::Client::from_conf(s3) }
+        env.files_bucket = bucket;
+        Emulator { env, ddb, kms: aws_sdk_kms::Client::new(&sdk), s3 }
     })
+}
+
+/// Creates a bucket configured exactly like `template_bucket` (the one
+/// `emulator.py up` built from template.yaml: default SSE-KMS, lifecycle,
+/// public access block, ownership, versioning, CORS, tags) for this process;
+/// returns its name. A configuration the template bucket lacks is skipped.
+fn own_bucket(s3: &aws_sdk_s3::Client, template_bucket: &str) -> String {
+    use aws_sdk_s3::types::{BucketLifecycleConfiguration, CorsConfiguration, Tagging, VersioningConfiguration};
+    let name = format!("{template_bucket}-p{}", std::process::id());
+    block_on(async {
+        let fail =
+            |what: &str, e: &dyn std::fmt::Display| -> ! { panic!("{what} for the test's own bucket {name}: {e}") };
+        let from = template_bucket;
+        s3.create_bucket()
+            .bucket(&name)
+            .send()
+            .await
+            .unwrap_or_else(|e| fail("CreateBucket", &DisplayErrorContext(&e)));
+        if let Ok(enc) = s3.get_bucket_encryption().bucket(from).send().await
+            && let Some(config) = enc.server_side_encryption_configuration
+        {
+            let put = s3.put_bucket_encryption().bucket(&name).server_side_encryption_configuration(config);
+            put.send().await.unwrap_or_else(|e| fail("PutBucketEncryption", &DisplayErrorContext(&e)));
+        }
+        if let Ok(lifecycle) = s3.get_bucket_lifecycle_configuration().bucket(from).send().await
+            && let Some(rules) = lifecycle.rules
+        {
+            let config = BucketLifecycleConfiguration::builder()
+                .set_rules(Some(rules))
+                .build()
+                .unwrap_or_else(|e| fail("a lifecycle configuration", &e));
+            let put = s3.put_bucket_lifecycle_configuration().bucket(&name).lifecycle_configuration(config);
+            put.send().await.unwrap_or_else(|e| fail("PutBucketLifecycleConfiguration", &DisplayErrorContext(&e)));
+        }
+        if let Ok(block) = s3.get_public_access_block().bucket(from).send().await
+            && let Some(config) = block.public_access_block_configuration
+        {
+            let put = s3.put_public_access_block().bucket(&name).public_access_block_configuration(config);
+            put.send().await.unwrap_or_else(|e| fail("PutPublicAccessBlock", &DisplayErrorContext(&e)));
+        }
+        if let Ok(ownership) = s3.get_bucket_ownership_controls().bucket(from).send().await
+            && let Some(controls) = ownership.ownership_controls
+        {
+            let put = s3.put_bucket_ownership_controls().bucket(&name).ownership_controls(controls);
+            put.send().await.unwrap_or_else(|e| fail("PutBucketOwnershipControls", &DisplayErrorContext(&e)));
+        }
+        if let Ok(versioning) = s3.get_bucket_versioning().bucket(from).send().await
+            && let Some(status) = versioning.status
+        {
+            let config = VersioningConfiguration::builder().status(status).build();
+            let put = s3.put_bucket_versioning().bucket(&name).versioning_configuration(config);
+            put.send().await.unwrap_or_else(|e| fail("PutBucketVersioning", &DisplayErrorContext(&e)));
+        }
+        if let Ok(cors) = s3.get_bucket_cors().bucket(from).send().await
+            && let Some(rules) = cors.cors_rules
+        {
+            let config =
+                CorsConfiguration::builder().set_cors_rules(Some(rules)).build().unwrap_or_else(|e| fail("CORS", &e));
+            let put = s3.put_bucket_cors().bucket(&name).cors_configuration(config);
+            put.send().await.unwrap_or_else(|e| fail("PutBucketCors", &DisplayErrorContext(&e)));
+        }
+        if let Ok(tags) = s3.get_bucket_tagging().bucket(from).send().await {
+            let tagging =
+                Tagging::builder().set_tag_set(Some(tags.tag_set)).build().unwrap_or_else(|e| fail("tags", &e));
+            let put = s3.put_bucket_tagging().bucket(&name).tagging(tagging);
+            put.send().await.unwrap_or_else(|e| fail("PutBucketTagging", &DisplayErrorContext(&e)));
+        }
+    });
+    name
 }
 
 /// Creates a table shaped exactly like `template_table` (the one
