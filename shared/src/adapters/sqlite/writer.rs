@@ -139,31 +139,30 @@ fn run(mut conn: Connection, queue: &mpsc::Receiver<Box<dyn Change>>, commits: &
                 Err(_) => break,
             }
         }
-        if commit_batch(&mut conn, batch) {
-            commits.fetch_add(1, Ordering::Relaxed);
-        }
+        commit_batch(&mut conn, batch, commits);
     }
 }
 
-/// True if the batch committed.
-fn commit_batch(conn: &mut Connection, batch: Vec<Box<dyn Change>>) -> bool {
+/// Runs and commits one batch; counts it in `commits` before anyone hears
+/// of it, so whoever saw a change acknowledged sees its commit counted.
+fn commit_batch(conn: &mut Connection, batch: Vec<Box<dyn Change>>, commits: &AtomicU64) {
     let mut after = AfterCommit::default();
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         for change in batch {
             change.refuse(&e);
         }
-        return false;
+        return;
     }
     let answers: Vec<Answer> = batch.into_iter().map(|change| change.run(conn, &mut after)).collect();
     match conn.execute_batch("COMMIT") {
         Ok(()) => {
+            commits.fetch_add(1, Ordering::Relaxed);
             if after.checkpoint {
                 truncate_wal(conn);
             }
             for answer in answers {
                 answer(Ok(()));
             }
-            true
         }
         Err(e) => {
             // A failed COMMIT may leave the transaction open: end it, so the
@@ -172,7 +171,6 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Box<dyn Change>>) -> bool {
             for answer in answers {
                 answer(Err(&e));
             }
-            false
         }
     }
 }
