@@ -233,6 +233,15 @@ mod tests {
         move |c, _| c.execute("INSERT INTO t (id) VALUES (?1)", [id]).map(|_| ())
     }
 
+    /// Sends `f` to the writer from a task of its own.
+    fn spawn_write(
+        w: &Arc<Writer>,
+        f: impl FnOnce(&mut Connection, &mut AfterCommit) -> rusqlite::Result<()> + Send + 'static,
+    ) -> tokio::task::JoinHandle<Result<(), BackendError>> {
+        let w = w.clone();
+        tokio::spawn(async move { w.write(f, classify).await })
+    }
+
     /// Holds the writer thread inside a change until the returned sender is
     /// dropped, so the changes sent meanwhile queue up for one batch.
     async fn hold(w: &Arc<Writer>) -> (std_mpsc::Sender<()>, tokio::task::JoinHandle<Result<(), BackendError>>) {
@@ -280,14 +289,7 @@ mod tests {
         let (w, commits, reader, dir) = writer("batch");
         let w = Arc::new(w);
         let (release, held) = hold(&w).await;
-        let tasks: Vec<_> = (1..=20)
-            .map(|i| {
-                tokio::spawn({
-                    let w = w.clone();
-                    async move { w.write(insert(i), classify).await }
-                })
-            })
-            .collect();
+        let tasks: Vec<_> = (1..=20).map(|i| spawn_write(&w, insert(i))).collect();
         settle().await;
         assert!(rows(&reader).is_empty(), "nothing is visible before its commit");
         drop(release);
@@ -309,10 +311,7 @@ mod tests {
         let (w, commits, reader, dir) = writer("isolation");
         let w = Arc::new(w);
         let (release, held) = hold(&w).await;
-        let spawn = |f: TestChange| {
-            let w = w.clone();
-            tokio::spawn(async move { w.write(f, classify).await })
-        };
+        let spawn = |f: TestChange| spawn_write(&w, f);
         let tasks = vec![
             spawn(Box::new(insert(1))),
             spawn(Box::new(|c, _| {
@@ -348,16 +347,8 @@ mod tests {
         let (release, held) = hold(&w).await;
         // A deferred foreign key is checked only at COMMIT: the one way real
         // SQLite fails a commit on demand.
-        let bad = tokio::spawn({
-            let w = w.clone();
-            async move {
-                w.write(|c, _| c.execute("INSERT INTO t (id, parent) VALUES (7, 99)", []).map(|_| ()), classify).await
-            }
-        });
-        let good = tokio::spawn({
-            let w = w.clone();
-            async move { w.write(insert(8), classify).await }
-        });
+        let bad = spawn_write(&w, |c, _| c.execute("INSERT INTO t (id, parent) VALUES (7, 99)", []).map(|_| ()));
+        let good = spawn_write(&w, insert(8));
         settle().await;
         drop(release);
         held.await.unwrap().unwrap();
