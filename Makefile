@@ -34,8 +34,8 @@ build:
 
 run: build
 	@echo "keysrv: data in $(KEYSRV_DATA_DIR); get a token with:"
-	@echo "  ./target/debug/keysrv token romeo@montague.lit"
-	./target/debug/keysrv server
+	@echo "  $(TARGET)/debug/keysrv token romeo@montague.lit"
+	$(TARGET)/debug/keysrv server
 
 # keysrv on the AWS backends (DynamoDB, KMS, Cognito) of a local moto emulator
 # whose resources scripts/emulator.py creates from template.yaml. The emulator
@@ -44,10 +44,10 @@ run-aws: build $(VENV)/.installed
 	$(PY) scripts/emulator.py down --state-dir $(AWS_STATE)
 	$(PY) scripts/emulator.py up --port $(AWS_EMULATOR_PORT) --state-dir $(AWS_STATE)
 	@echo "keysrv: AWS backends on 127.0.0.1:$(AWS_EMULATOR_PORT); get a token with:"
-	@echo "  set -a; . $(AWS_STATE)/env; ./target/debug/keysrv token --backend aws romeo@montague.lit"
+	@echo "  set -a; . $(AWS_STATE)/env; $(TARGET)/debug/keysrv token --backend aws romeo@montague.lit"
 	trap '$(PY) scripts/emulator.py down --state-dir $(AWS_STATE)' EXIT; \
 	set -a; . $(AWS_STATE)/env; set +a; \
-	./target/debug/keysrv server --backend aws  # KEYSRV_JWT_{ISSUER,JWKS_URL,AUDIENCE} from the env file
+	$(TARGET)/debug/keysrv server --backend aws  # KEYSRV_JWT_{ISSUER,JWKS_URL,AUDIENCE} from the env file
 
 lint: lint-static
 	cargo clippy --workspace --all-targets -- -D warnings
