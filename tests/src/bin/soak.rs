@@ -28,6 +28,8 @@ use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 const USERS: usize = 24;
+/// Per 1,000 requests (docs/BENCHMARKS.md, "Soak").
+const DEFAULT_MIX: &str = "key=800,batch=80,current=50,grant=30,rotate=15,churn=15,upload=7,shred=3";
 const CONVERSATIONS: usize = 40;
 
 /// One HTTP/1.1 connection, reopened when it breaks.
@@ -131,6 +133,7 @@ struct Shared {
     world: Mutex<World>,
     stats: Stats,
     rng: AtomicU64,
+    mix: Mix,
 }
 
 impl Shared {
@@ -148,90 +151,164 @@ impl Shared {
 }
 
 /// One request of the mix, chosen by weight; checks its answer.
+///
+/// The world is read under its lock one item at a time, never cloned whole:
+/// conversations collect thousands of keys and files over a soak, and copying
+/// them per request made the generator, not the server, the bound.
 async fn one(s: &Shared, c: &mut Conn, peak: bool) {
-    let roll = if peak { 0 } else { s.random(1000) };
-    let (i, conv) = {
+    let kind = if peak { Kind::Key } else { s.mix.pick(s.random(s.mix.total)) };
+    let (i, id, owner, reader) = {
         let w = s.world();
         let i = s.random(w.convs.len());
-        (i, w.convs[i].clone())
+        let conv = &w.convs[i];
+        (i, conv.id.clone(), conv.owner, conv.members[s.random(conv.members.len())])
     };
-    let reader = conv.members[s.random(conv.members.len())];
-    let result = if roll < 800 {
-        let oid = &conv.keys[s.random(conv.keys.len())];
-        let r = c.request("GET", &key_path(oid), &s.tokens[reader], None).await;
-        check(s, "key", r, &[200])
-    } else if roll < 880 {
-        let ids: Vec<&String> = (0..10).map(|_| &conv.keys[s.random(conv.keys.len())]).collect();
-        let r = c.request("POST", BATCH, &s.tokens[reader], Some(&json!({ "objectids": ids }))).await;
-        check(s, "batch", r, &[200])
-    } else if roll < 930 {
-        let r = c.request("GET", &current_key_path(&conv.id), &s.tokens[reader], None).await;
-        check(s, "current key", r, &[200])
-    } else if roll < 960 && !conv.files.is_empty() {
-        let f = &conv.files[s.random(conv.files.len())];
-        let r = c.request("GET", &file_path(f), &s.tokens[reader], None).await;
-        check(s, "download grant", r, &[200])
-    } else if roll < 975 {
-        let r = c.request("POST", &rotate_path(&conv.id), &s.tokens[conv.owner], None).await;
-        if let Some(body) = check(s, "rotate", r, &[201, 503]) {
-            let oid = body["objectid"].as_str().unwrap_or_default().to_owned();
-            let mut w = s.world();
-            w.convs[i].keys.push(oid);
-            w.convs[i].changes += 1;
-        }
-        return;
-    } else if roll < 990 {
-        // Membership churn with a user outside the readers' pool: added,
-        // then removed (rotating).
-        let churn = USERS - 1;
-        let path = member_path(&conv.id, &s.jids[churn]);
-        {
-            let mut w = s.world();
-            if w.convs[i].churn_busy {
-                return;
-            }
-            w.convs[i].churn_busy = true;
-        }
-        let conv = s.world().convs[i].clone();
-        if !conv.churning {
-            let r = c.request("PUT", &path, &s.tokens[conv.owner], Some(&json!({"role": "member"}))).await;
-            if check(s, "add member", r, &[200, 503]).is_some() {
-                let mut w = s.world();
-                w.convs[i].changes += 1;
-                w.convs[i].churning = true;
-                w.convs[i].removed.retain(|m| *m != churn);
-            }
-        } else {
-            let r = c.request("DELETE", &path, &s.tokens[conv.owner], None).await;
-            if let Some(body) = check(s, "remove member", r, &[200, 503]) {
-                let mut w = s.world();
-                w.convs[i].changes += 1;
-                w.convs[i].churning = false;
-                w.convs[i].removed.push(churn);
-                w.convs[i].keys.push(body["current_objectid"].as_str().unwrap_or_default().to_owned());
-            }
-        }
-        s.world().convs[i].churn_busy = false;
-        return;
-    } else if roll < 997 {
-        if let Some((file_id, _)) = upload(s, c, &conv).await
-            && let Some(live) = s.world().convs.iter_mut().find(|x| x.id == conv.id)
-        {
-            live.files.push(file_id);
-        }
-        return;
-    } else {
-        shred_one(s, c).await;
-        return;
+    let key = || {
+        let w = s.world();
+        let keys = &w.convs[i].keys;
+        keys[s.random(keys.len())].clone()
     };
-    let _ = result;
+    let file = || {
+        let w = s.world();
+        let files = &w.convs[i].files;
+        (!files.is_empty()).then(|| files[s.random(files.len())].clone())
+    };
+    match kind {
+        Kind::Key => {
+            let r = c.request("GET", &key_path(&key()), &s.tokens[reader], None).await;
+            check(s, "key", r, &[200]);
+        }
+        Kind::Batch => {
+            let ids: Vec<String> = (0..10).map(|_| key()).collect();
+            let r = c.request("POST", BATCH, &s.tokens[reader], Some(&json!({ "objectids": ids }))).await;
+            check(s, "batch", r, &[200]);
+        }
+        Kind::Current => {
+            let r = c.request("GET", &current_key_path(&id), &s.tokens[reader], None).await;
+            check(s, "current key", r, &[200]);
+        }
+        Kind::Grant => {
+            // Every conversation gets a file before the soak starts.
+            let f = file().unwrap_or_default();
+            let r = c.request("GET", &file_path(&f), &s.tokens[reader], None).await;
+            check(s, "download grant", r, &[200]);
+        }
+        Kind::Rotate => {
+            let r = c.request("POST", &rotate_path(&id), &s.tokens[owner], None).await;
+            if let Some(body) = check(s, "rotate", r, &[201, 503]) {
+                let oid = body["objectid"].as_str().unwrap_or_default().to_owned();
+                let mut w = s.world();
+                w.convs[i].keys.push(oid);
+                w.convs[i].changes += 1;
+            }
+        }
+        Kind::Churn => churn(s, c, i, &id, owner).await,
+        Kind::Upload => {
+            if let Some((file_id, _)) = upload(s, c, &id, owner).await {
+                s.world().convs[i].files.push(file_id);
+            }
+        }
+        Kind::Shred => shred_one(s, c).await,
+    }
 }
 
-/// Registers a file in `conv` and uploads 4 KiB to its URL: its file id and
-/// storage key.
-async fn upload(s: &Shared, c: &mut Conn, conv: &ConvState) -> Option<(String, String)> {
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Key,
+    Batch,
+    Current,
+    Grant,
+    Rotate,
+    Churn,
+    Upload,
+    Shred,
+}
+
+const KINDS: [(&str, Kind); 8] = [
+    ("key", Kind::Key),
+    ("batch", Kind::Batch),
+    ("current", Kind::Current),
+    ("grant", Kind::Grant),
+    ("rotate", Kind::Rotate),
+    ("churn", Kind::Churn),
+    ("upload", Kind::Upload),
+    ("shred", Kind::Shred),
+];
+
+/// How many of each kind of request per `total`.
+struct Mix {
+    weights: Vec<(Kind, usize)>,
+    total: usize,
+}
+
+impl Mix {
+    /// `SOAK_MIX`, e.g. `key=800,batch=80`: weights by kind; kinds not named
+    /// get none.
+    fn parse(spec: &str) -> Result<Self, String> {
+        let mut weights = Vec::new();
+        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, weight) = part.split_once('=').ok_or(format!("{part}: expected kind=weight"))?;
+            let kind = KINDS.iter().find(|(n, _)| *n == name).ok_or(format!("{name}: unknown kind"))?.1;
+            weights.push((kind, weight.parse::<usize>().map_err(|e| format!("{part}: {e}"))?));
+        }
+        let total = weights.iter().map(|w| w.1).sum();
+        if total == 0 {
+            return Err("the mix is empty".into());
+        }
+        Ok(Self { weights, total })
+    }
+
+    fn pick(&self, mut roll: usize) -> Kind {
+        for (kind, weight) in &self.weights {
+            if roll < *weight {
+                return *kind;
+            }
+            roll -= weight;
+        }
+        Kind::Key
+    }
+}
+
+/// Membership churn with a user outside the readers' pool: added, then
+/// removed (rotating). One churn request per conversation at a time, so the
+/// generator knows the outcome.
+async fn churn(s: &Shared, c: &mut Conn, i: usize, id: &str, owner: usize) {
+    let churn = USERS - 1;
+    let path = member_path(id, &s.jids[churn]);
+    let churning = {
+        let mut w = s.world();
+        if w.convs[i].churn_busy {
+            return;
+        }
+        w.convs[i].churn_busy = true;
+        w.convs[i].churning
+    };
+    if !churning {
+        let r = c.request("PUT", &path, &s.tokens[owner], Some(&json!({"role": "member"}))).await;
+        if check(s, "add member", r, &[200, 503]).is_some() {
+            let mut w = s.world();
+            w.convs[i].changes += 1;
+            w.convs[i].churning = true;
+            w.convs[i].removed.retain(|m| *m != churn);
+        }
+    } else {
+        let r = c.request("DELETE", &path, &s.tokens[owner], None).await;
+        if let Some(body) = check(s, "remove member", r, &[200, 503]) {
+            let mut w = s.world();
+            w.convs[i].changes += 1;
+            w.convs[i].churning = false;
+            w.convs[i].removed.push(churn);
+            w.convs[i].keys.push(body["current_objectid"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    s.world().convs[i].churn_busy = false;
+}
+
+/// Registers a file in conversation `id` as its `owner` and uploads 4 KiB to
+/// its URL: its file id and storage key.
+async fn upload(s: &Shared, c: &mut Conn, id: &str, owner: usize) -> Option<(String, String)> {
     let body = json!({"content_type": "application/octet-stream", "size": 4096});
-    let r = c.request("POST", &files_path(&conv.id), &s.tokens[conv.owner], Some(&body)).await;
+    let r = c.request("POST", &files_path(id), &s.tokens[owner], Some(&body)).await;
     let grant = check(s, "upload grant", r, &[201])?;
     let url = grant["upload"]["url"].as_str().unwrap_or_default();
     let path = url.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap_or_default();
@@ -273,8 +350,7 @@ async fn shred_one(s: &Shared, c: &mut Conn) {
     let Some(created) = check(s, "create", r, &[201]) else { return };
     let id = created["conversation_id"].as_str().unwrap_or_default().to_owned();
     let oid = created["key"]["objectid"].as_str().unwrap_or_default().to_owned();
-    let conv = ConvState { id: id.clone(), owner, members: vec![owner, other], ..ConvState::default() };
-    let stored = upload(s, c, &conv).await;
+    let stored = upload(s, c, &id, owner).await;
     let r = c.request("DELETE", &conversation_path(&id), &s.tokens[owner], None).await;
     if check(s, "shred", r, &[204]).is_some() {
         s.world().shredded.push((id, vec![oid], stored.into_iter().map(|(_, k)| k).collect()));
@@ -303,8 +379,22 @@ fn check(s: &Shared, kind: &'static str, r: Result<(u16, Bytes), String>, ok: &[
     }
 }
 
-/// Seconds into the soak, RSS (KiB), open descriptors, temporary files.
-type Sample = (u64, u64, usize, usize);
+/// The server's Prometheus counters (unlabelled ones) by name.
+async fn scrape(addr: &str) -> BTreeMap<String, u64> {
+    let mut c = Conn { addr: addr.to_owned(), send: None };
+    let text = match c.request("GET", "/metrics", "", None).await {
+        Ok((200, body)) => String::from_utf8_lossy(&body).into_owned(),
+        other => panic!("scraping metrics at {addr}: {other:?}"),
+    };
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.contains('{'))
+        .filter_map(|l| l.split_once(' ').and_then(|(n, v)| Some((n.to_owned(), v.trim().parse().ok()?))))
+        .collect()
+}
+
+/// Seconds into the soak, RSS (KiB), open descriptors, temporary files,
+/// requests answered so far.
+type Sample = (u64, u64, usize, usize, u64);
 
 /// The server's RSS (KiB), open descriptors and temporary upload files.
 fn sample(pid: u32, files_dir: &std::path::Path) -> (u64, usize, usize) {
@@ -371,8 +461,21 @@ async fn drive(s: &Arc<Shared>, connections: usize, secs: u64, rate: Option<u64>
 async fn main() {
     let secs: u64 = std::env::var("SOAK_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(600);
     let connections: usize = std::env::var("SOAK_CONNECTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
+    let mix_spec = std::env::var("SOAK_MIX").unwrap_or_else(|_| DEFAULT_MIX.to_owned());
+    let mix = match Mix::parse(&mix_spec) {
+        Ok(mix) => mix,
+        Err(e) => {
+            eprintln!("soak: SOAK_MIX: {e}");
+            std::process::exit(2);
+        }
+    };
     // Long-lived tokens: the soak outlasts the default hour.
-    let server = TestServer::start_with_env(&[("KEYSRV_LOG", "warn")]);
+    // A metrics port of the soak's own, read at the end: changes per commit.
+    let metrics_addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.to_string())
+        .unwrap_or_else(|e| panic!("a free port for metrics: {e}"));
+    let server = TestServer::start_with_env(&[("KEYSRV_LOG", "warn"), ("KEYSRV_METRICS_LISTEN", &metrics_addr)]);
     let addr = server.url.trim_start_matches("http://").to_owned();
     let jids: Vec<String> = (0..USERS).map(|i| format!("soak{i}@soak.example")).collect();
     let tokens: Vec<String> = jids.iter().map(|j| server.token(j)).collect();
@@ -403,13 +506,17 @@ async fn main() {
         world: Mutex::new(world),
         stats: Stats::default(),
         rng: AtomicU64::new(0x5eed),
+        mix,
     });
     {
         let mut c = Conn { addr: shared.addr.clone(), send: None };
         let n = shared.world().convs.len();
         for i in 0..n {
-            let conv = shared.world().convs[i].clone();
-            if let Some((file_id, _)) = upload(&shared, &mut c, &conv).await {
+            let (id, owner) = {
+                let w = shared.world();
+                (w.convs[i].id.clone(), w.convs[i].owner)
+            };
+            if let Some((file_id, _)) = upload(&shared, &mut c, &id, owner).await {
                 shared.world().convs[i].files.push(file_id);
             }
         }
@@ -421,18 +528,20 @@ async fn main() {
     // The soak proper, with samples every 10 s.
     let files_dir = server.files_dir();
     let samples: Arc<Mutex<Vec<Sample>>> = Arc::default();
+    let before = shared.stats.total.load(Ordering::Relaxed);
     let sampler = {
-        let (samples, files_dir) = (samples.clone(), files_dir.clone());
+        let (samples, files_dir, shared) = (samples.clone(), files_dir.clone(), shared.clone());
         tokio::spawn(async move {
             let start = Instant::now();
             loop {
                 let (rss, fds, temp) = sample(pid, &files_dir);
-                samples.lock().unwrap_or_else(|p| p.into_inner()).push((start.elapsed().as_secs(), rss, fds, temp));
+                let done = shared.stats.total.load(Ordering::Relaxed) - before;
+                let t = start.elapsed().as_secs();
+                samples.lock().unwrap_or_else(|p| p.into_inner()).push((t, rss, fds, temp, done));
                 tokio::time::sleep(Duration::from_secs(10)).await;
             }
         })
     };
-    let before = shared.stats.total.load(Ordering::Relaxed);
     let achieved = drive(&shared, connections, secs, Some(rate), false).await;
     let soak_requests = shared.stats.total.load(Ordering::Relaxed) - before;
     sampler.abort();
@@ -481,6 +590,8 @@ async fn main() {
         }
     }
     let counts = server.row_counts();
+    let metrics = scrape(&metrics_addr).await;
+    let (changes, commits) = (metrics.get("keysrv_changes_total"), metrics.get("keysrv_store_commits_total"));
     let samples = samples.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let rss: Vec<u64> = samples.iter().map(|s| s.1).collect();
     let first_minute = rss.iter().take(7).copied().max().unwrap_or(0);
@@ -492,6 +603,7 @@ async fn main() {
         "target_rate": rate,
         "achieved_rate": achieved,
         "seconds": secs,
+        "mix": mix_spec,
         "requests": soak_requests,
         "by_kind": *shared.stats.by_kind.lock().unwrap_or_else(|p| p.into_inner()),
         "errors": error_count,
@@ -500,11 +612,22 @@ async fn main() {
         "fds": {"start": samples.first().map(|s| s.2), "max": samples.iter().map(|s| s.2).max(), "end": fds_end},
         "temp_upload_files": {"max": samples.iter().map(|s| s.3).max(), "end": temp_end},
         "shredded_conversations": world.shredded.len(),
+        "store": {"changes": changes, "commits": commits},
         "rows_left": {"conversations": counts.conversations, "files": counts.files},
         "invariants_broken": broken,
-        "samples": samples.iter().map(|s| json!({"t": s.0, "rss_kib": s.1, "fds": s.2, "temp": s.3})).collect::<Vec<_>>(),
+        // The rate of each 10-s interval: a steady soak has no downward trend.
+        "samples": samples
+            .iter()
+            .zip(std::iter::once(None).chain(samples.iter().map(Some)))
+            .map(|(s, prev)| {
+                let rate = prev.map(|p| (s.4 - p.4) / (s.0 - p.0).max(1));
+                json!({"t": s.0, "rss_kib": s.1, "fds": s.2, "temp": s.3, "requests_per_s": rate})
+            })
+            .collect::<Vec<_>>(),
     });
     println!("{}", keysrv_tests::serde_json::to_string_pretty(&summary).unwrap_or_default());
+    // process::exit skips destructors: stop the server first, or it outlives the soak.
+    drop(server);
     let ok = error_count == 0 && summary["invariants_broken"].as_array().is_some_and(Vec::is_empty) && temp_end == 0;
     std::process::exit(if ok { 0 } else { 1 });
 }
