@@ -77,7 +77,12 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE INDEX IF NOT EXISTS files_by_conversation ON files(conversation_id);
 "#;
 
-const READERS: usize = 8;
+/// Reads run on the async workers, one per core, so more read connections
+/// than cores are never all busy; each one more only adds a page cache that
+/// every commit invalidates (docs/BENCHMARKS.md, "Soak").
+fn readers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 16)
+}
 
 const CONVERSATION_COLUMNS: &str = "id, owner, history, created_at, seq, current_objectid, member_count";
 const MEMBER_COLUMNS: &str = "jid, role, joined_at, joined_seq";
@@ -118,20 +123,16 @@ fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// How much of the database file each connection maps into memory.
-const MMAP_BYTES: i64 = 256 << 20;
-
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     // FULL: a key the server handed out must survive a power cut, or messages
     // sealed with it are lost. secure_delete: crypto-shredding overwrites the
     // deleted rows instead of leaving them in free pages.
-    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA secure_delete = ON;")?;
-    // A connection drops its page cache whenever another one committed, so
-    // under a steady trickle of writes every reader re-read its pages with a
-    // system call and a heap allocation each: the key-fetch path, CPU-bound
-    // on that, ran at an eighth of its peak. Mapped, a page is read in place.
-    conn.pragma_update(None, "mmap_size", MMAP_BYTES)
+    //
+    // No mmap_size: a WAL reader unmaps the whole mapping whenever another
+    // connection committed (SQLite's pagerBeginReadTransaction), which costs
+    // more than the preads it saves (docs/BENCHMARKS.md, "Soak", A/B runs).
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA secure_delete = ON;")
 }
 
 impl SqliteStore {
@@ -142,7 +143,7 @@ impl SqliteStore {
         configure(&writer).map_err(internal)?;
         writer.execute_batch(SCHEMA).map_err(internal)?;
         migrate(&writer).map_err(internal)?;
-        let readers = (0..READERS)
+        let readers = (0..readers())
             .map(|_| {
                 let c = Connection::open_with_flags(
                     path,
