@@ -239,9 +239,6 @@ impl LocalFileStore {
     /// the configured total (503 with `Retry-After` beyond it).
     pub async fn writer(&self, key: &StorageKey, size: u64) -> Result<BlobWriter, Error> {
         let dest = self.path(key);
-        if tokio::fs::try_exists(&dest).await.unwrap_or(false) {
-            return Err(already_uploaded());
-        }
         let slot = self.claim(key, size)?;
         // One upload per key, so one temporary file per key.
         let tmp = self.dir.join(format!(".tmp-{key}"));
@@ -256,19 +253,23 @@ impl LocalFileStore {
         header.extend_from_slice(&(wrapped.blob.len() as u16).to_be_bytes());
         header.extend_from_slice(&wrapped.blob);
         header.extend_from_slice(&prefix);
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .await
-            .map_err(|e| io_error("creating", &tmp, e))?;
-        let mut out = BufWriter::with_capacity(CHUNK + TAG, file);
+        let file = blocking({
+            let (dest, tmp) = (dest.clone(), tmp.clone());
+            move || {
+                use std::os::unix::fs::OpenOptionsExt;
+                if dest.try_exists().unwrap_or(false) {
+                    return Err(already_uploaded());
+                }
+                let file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp);
+                Ok(file.map_err(|e| io_error("creating", &tmp, e))?)
+            }
+        })
+        .await?;
+        let mut out = BufWriter::with_capacity(CHUNK + TAG, tokio::fs::File::from_std(file));
         out.write_all(&header).await.map_err(|e| io_error("writing", &tmp, e))?;
         let cipher = cipher(&data_key)?;
         Ok(BlobWriter {
-            out,
+            out: Some(out),
             enc: Some(EncryptorBE32::from_aead(cipher, &prefix.into())),
             buf: Vec::with_capacity(CHUNK),
             aad: aad(key),
@@ -385,30 +386,40 @@ impl FileStore for LocalFileStore {
     /// Overwrites the wrapped data key in the header before unlinking, so
     /// the bytes left on disk after the unlink cannot be decrypted.
     async fn delete(&self, keys: &[StorageKey]) -> Result<(), BackendError> {
-        for key in keys {
-            let path = self.path(key);
-            match tokio::fs::OpenOptions::new().write(true).open(&path).await {
-                Ok(mut f) => {
-                    f.write_all(&[0u8; 256]).await.map_err(|e| io_error("shredding", &path, e))?;
-                    f.sync_all().await.map_err(|e| io_error("shredding", &path, e))?;
+        let paths: Vec<PathBuf> = keys.iter().map(|k| self.path(k)).collect();
+        let deleted = blocking(move || {
+            use std::io::Write;
+            for path in paths {
+                match std::fs::OpenOptions::new().write(true).open(&path) {
+                    Ok(mut f) => {
+                        f.write_all(&[0u8; 256]).map_err(|e| io_error("shredding", &path, e))?;
+                        // The header is overwritten in place: the data, not the
+                        // file's metadata, must reach the disk.
+                        f.sync_data().map_err(|e| io_error("shredding", &path, e))?;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io_error("opening", &path, e).into()),
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(io_error("opening", &path, e)),
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_error("deleting", &path, e).into()),
+                }
             }
-            match tokio::fs::remove_file(&path).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_error("deleting", &path, e)),
-            }
-        }
-        Ok(())
+            Ok(())
+        });
+        deleted.await.map_err(|e| match e {
+            Error::Backend(b) => b,
+            other => BackendError::Internal(other.to_string()),
+        })
     }
 }
 
 /// Encrypts and stores one upload as it arrives. Dropped before `finish`,
 /// it removes what it wrote.
 pub struct BlobWriter {
-    out: BufWriter<tokio::fs::File>,
+    /// Taken by `finish`.
+    out: Option<BufWriter<tokio::fs::File>>,
     enc: Option<EncryptorBE32<Aes256Gcm>>,
     buf: Vec<u8>,
     aad: Vec<u8>,
@@ -436,7 +447,8 @@ impl BlobWriter {
                 let sealed = enc
                     .encrypt_next(Payload { msg: &self.buf, aad: &self.aad })
                     .map_err(|_| BackendError::Internal("STREAM encryption".into()))?;
-                self.out.write_all(&sealed).await.map_err(|e| io_error("writing", &self.tmp, e))?;
+                let out = self.out.as_mut().ok_or_else(finished)?;
+                out.write_all(&sealed).await.map_err(|e| io_error("writing", &self.tmp, e))?;
                 self.buf.clear();
             }
             let take = (CHUNK - self.buf.len()).min(data.len());
@@ -456,25 +468,44 @@ impl BlobWriter {
         let sealed = enc
             .encrypt_last(Payload { msg: &self.buf, aad: &self.aad })
             .map_err(|_| BackendError::Internal("STREAM encryption".into()))?;
-        self.out.write_all(&sealed).await.map_err(|e| io_error("writing", &self.tmp, e))?;
-        self.out.flush().await.map_err(|e| io_error("writing", &self.tmp, e))?;
-        self.out.get_ref().sync_all().await.map_err(|e| io_error("syncing", &self.tmp, e))?;
-        // A hard link fails if the name exists: first upload wins, atomically.
-        let linked = tokio::fs::hard_link(&self.tmp, &self.dest).await;
-        let _ = tokio::fs::remove_file(&self.tmp).await;
-        self.finished = true;
-        match linked {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(already_uploaded()),
-            Err(e) => return Err(io_error("storing", &self.dest, e).into()),
-        }
-        if let Some(dir) = self.dest.parent()
-            && let Ok(d) = tokio::fs::File::open(dir).await
-        {
-            let _ = d.sync_all().await;
-        }
-        Ok(())
+        let mut out = self.out.take().ok_or_else(finished)?;
+        out.write_all(&sealed).await.map_err(|e| io_error("writing", &self.tmp, e))?;
+        out.flush().await.map_err(|e| io_error("writing", &self.tmp, e))?;
+        let file = out.into_inner().into_std().await;
+        // Durable, in place, and the directory entry durable too: one trip to
+        // the blocking pool (each tokio::fs call is a hand-off of its own).
+        let (tmp, dest) = (self.tmp.clone(), self.dest.clone());
+        let stored = tokio::task::spawn_blocking(move || {
+            // A hard link fails if the name exists: first upload wins, atomically.
+            let linked =
+                file.sync_all().map_err(|e| io_error("syncing", &tmp, e)).map(|()| std::fs::hard_link(&tmp, &dest));
+            let _ = std::fs::remove_file(&tmp);
+            match linked? {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(already_uploaded()),
+                Err(e) => return Err(io_error("storing", &dest, e).into()),
+            }
+            if let Some(dir) = dest.parent()
+                && let Ok(d) = std::fs::File::open(dir)
+            {
+                let _ = d.sync_all();
+            }
+            Ok(())
+        })
+        .await;
+        // The task ran to its end, so it removed the temporary file.
+        self.finished = stored.is_ok();
+        stored.map_err(join_error)?
     }
+}
+
+fn join_error(e: tokio::task::JoinError) -> Error {
+    BackendError::Internal(format!("file task: {e}")).into()
+}
+
+/// Runs `f` on the blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f).await.map_err(join_error)?
 }
 
 fn finished() -> BackendError {
