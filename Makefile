@@ -212,7 +212,7 @@ $(VENV)/.sdk-installed: requirements-sdk.txt $(VENV)/.installed
 	touch $@
 
 UNIFFI_BINDGEN_PATCHED := target/uniffi_bindgen-0.31.0-patched
-$(UNIFFI_BINDGEN_PATCHED)/.patched: bindings/bindgen/uniffi-python-memmove.patch scripts/patch-uniffi-bindgen.sh
+$(UNIFFI_BINDGEN_PATCHED)/.patched: bindings/bindgen/uniffi-python-perf.patch scripts/patch-uniffi-bindgen.sh
 	bash scripts/patch-uniffi-bindgen.sh $(UNIFFI_BINDGEN_PATCHED)
 
 bindings: build-all $(UNIFFI_BINDGEN_PATCHED)/.patched

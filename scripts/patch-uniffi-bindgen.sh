@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Unpacks uniffi_bindgen 0.31.0, exactly as crates.io serves it, into DEST
-# and applies bindings/bindgen/uniffi-python-memmove.patch: the generators of
+# and applies bindings/bindgen/uniffi-python-perf.patch: the generators of
 # `make bindings` build against that copy (bindings/bindgen/Cargo.toml,
 # [patch.crates-io], says why). Only the patch is kept in the repository.
 #
@@ -9,7 +9,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEST=$1
 VERSION=0.31.0
-PATCH="$ROOT/bindings/bindgen/uniffi-python-memmove.patch"
+PATCH="$ROOT/bindings/bindgen/uniffi-python-perf.patch"
 
 # cargo downloads the crate (checksum checked against the index) through a
 # throwaway manifest: bindgen's own names the patched copy, not there yet.
