@@ -9,6 +9,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Batches per call; the median batch is reported.
+const BATCHES: u32 = 9;
+
 use keysrv_ffi::{
     AccessTokenProvider, ClientConfig, History, KeysrvClient, KeysrvError, MessageContent, ReceiveContext,
     message_children,
@@ -73,31 +76,44 @@ fn main() -> Result<(), String> {
             .sealer("romeo@montague.lit".into(), "juliet@capulet.lit".into())
             .map_err(|e| e.to_string())?;
         let inbox = juliet.clone().receiver(ctx.clone());
-        let (mut seal_ns, mut open_ns, mut cached_ns) = (0u128, 0u128, 0u128);
-        for _ in 0..iterations {
-            let t = Instant::now();
-            let element = sealer.seal_text(body.clone()).map_err(|e| e.to_string())?;
-            seal_ns += t.elapsed().as_nanos();
-            let s = stanza(element);
-            let t = Instant::now();
-            let opened = inbox.open_cached(s.clone()).map_err(|e| e.to_string())?;
-            cached_ns += t.elapsed().as_nanos();
-            if opened.and_then(|m| m.body).as_deref() != Some(body.as_str()) {
-                return Err("the body did not round-trip (cached)".to_owned());
-            }
-            let t = Instant::now();
-            let opened = juliet.open_message(s, ctx.clone()).await.map_err(|e| e.to_string())?;
-            open_ns += t.elapsed().as_nanos();
-            if opened.body.as_deref() != Some(body.as_str()) {
-                return Err("the body did not round-trip".to_owned());
-            }
+        // Each call in a loop of its own, timed per batch; the median batch
+        // (bench/sdk.py times the Python calls the same way).
+        let s = stanza(sealer.seal_text(body.clone()).map_err(|e| e.to_string())?);
+        if inbox.open_cached(s.clone()).map_err(|e| e.to_string())?.and_then(|m| m.body).as_deref() != Some(&body) {
+            return Err("the body did not round-trip (cached)".to_owned());
         }
-        let per = |ns: u128| ns as f64 / f64::from(iterations) / 1000.0;
+        if juliet.open_message(s.clone(), ctx.clone()).await.map_err(|e| e.to_string())?.body.as_deref() != Some(&body)
+        {
+            return Err("the body did not round-trip".to_owned());
+        }
+        let batch = (iterations / BATCHES).max(1);
+        let (mut seal, mut cached, mut open) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..BATCHES {
+            let t = Instant::now();
+            for _ in 0..batch {
+                std::hint::black_box(sealer.seal_text(body.clone()).map_err(|e| e.to_string())?);
+            }
+            seal.push(t.elapsed());
+            let t = Instant::now();
+            for _ in 0..batch {
+                std::hint::black_box(inbox.open_cached(s.clone()).map_err(|e| e.to_string())?);
+            }
+            cached.push(t.elapsed());
+            let t = Instant::now();
+            for _ in 0..batch {
+                std::hint::black_box(juliet.open_message(s.clone(), ctx.clone()).await.map_err(|e| e.to_string())?);
+            }
+            open.push(t.elapsed());
+        }
+        let per = |mut batches: Vec<std::time::Duration>| {
+            batches.sort();
+            batches[batches.len() / 2].as_secs_f64() * 1e6 / f64::from(batch)
+        };
         println!(
             "{{\"rust_seal_us\": {:.2}, \"rust_open_us\": {:.2}, \"rust_open_cached_us\": {:.2}}}",
-            per(seal_ns),
-            per(open_ns),
-            per(cached_ns)
+            per(seal),
+            per(open),
+            per(cached)
         );
         Ok(())
     })
