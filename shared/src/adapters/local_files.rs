@@ -253,15 +253,17 @@ impl LocalFileStore {
         header.extend_from_slice(&(wrapped.blob.len() as u16).to_be_bytes());
         header.extend_from_slice(&wrapped.blob);
         header.extend_from_slice(&prefix);
-        let file = blocking({
-            let (dest, tmp) = (dest.clone(), tmp.clone());
+        let staging = Staging { tmp: tmp.clone(), _slot: slot };
+        let (file, staging) = blocking({
+            let dest = dest.clone();
             move || {
                 use std::os::unix::fs::OpenOptionsExt;
                 if dest.try_exists().unwrap_or(false) {
                     return Err(already_uploaded());
                 }
-                let file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp);
-                Ok(file.map_err(|e| io_error("creating", &tmp, e))?)
+                let file =
+                    std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&staging.tmp);
+                Ok((file.map_err(|e| io_error("creating", &staging.tmp, e))?, staging))
             }
         })
         .await?;
@@ -277,8 +279,7 @@ impl LocalFileStore {
             received: 0,
             tmp,
             dest,
-            finished: false,
-            _slot: slot,
+            staging: Some(staging),
         })
     }
 
@@ -427,10 +428,24 @@ pub struct BlobWriter {
     received: u64,
     tmp: PathBuf,
     dest: PathBuf,
-    finished: bool,
-    /// Dropped after `Drop` removed the temporary file: only then may
-    /// another upload of the key begin.
+    /// Moved into the task that finishes the upload.
+    staging: Option<Staging>,
+}
+
+/// An upload's temporary file and its claim on the key. Dropped, it removes
+/// the file first and only then lets another upload of the key begin. Every
+/// blocking task that touches the file owns it, so a request dropped while
+/// such a task runs (a client gone, the upload's deadline) cannot let a new
+/// upload of the key reuse the path under that task.
+struct Staging {
+    tmp: PathBuf,
     _slot: UploadSlot,
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.tmp);
+    }
 }
 
 impl BlobWriter {
@@ -474,12 +489,13 @@ impl BlobWriter {
         let file = out.into_inner().into_std().await;
         // Durable, in place, and the directory entry durable too: one trip to
         // the blocking pool (each tokio::fs call is a hand-off of its own).
-        let (tmp, dest) = (self.tmp.clone(), self.dest.clone());
-        let stored = tokio::task::spawn_blocking(move || {
+        let (staging, dest) = (self.staging.take().ok_or_else(finished)?, self.dest.clone());
+        blocking(move || {
+            let tmp = &staging.tmp;
             // A hard link fails if the name exists: first upload wins, atomically.
             let linked =
-                file.sync_all().map_err(|e| io_error("syncing", &tmp, e)).map(|()| std::fs::hard_link(&tmp, &dest));
-            let _ = std::fs::remove_file(&tmp);
+                file.sync_all().map_err(|e| io_error("syncing", tmp, e)).map(|()| std::fs::hard_link(tmp, &dest));
+            drop(staging);
             match linked? {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(already_uploaded()),
@@ -492,10 +508,7 @@ impl BlobWriter {
             }
             Ok(())
         })
-        .await;
-        // The task ran to its end, so it removed the temporary file.
-        self.finished = stored.is_ok();
-        stored.map_err(join_error)?
+        .await
     }
 }
 
@@ -510,14 +523,6 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + Send
 
 fn finished() -> BackendError {
     BackendError::Internal("upload already finished".into())
-}
-
-impl Drop for BlobWriter {
-    fn drop(&mut self) {
-        if !self.finished {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
-    }
 }
 
 /// Reads and decrypts stored bytes one chunk at a time.
@@ -603,6 +608,58 @@ mod tests {
             out.extend_from_slice(&chunk);
         }
         Ok(out)
+    }
+
+    /// A request dropped while its upload's last step waits for the blocking
+    /// pool (a client gone, the upload's deadline): the key stays claimed
+    /// until that step ends, so a new upload of the key cannot take the
+    /// temporary file's path from under it, and the abandoned upload is
+    /// stored whole.
+    #[test]
+    fn a_dropped_finish_keeps_the_key_claimed_until_its_last_step_ends() {
+        let rt = tokio::runtime::Builder::new_current_thread().max_blocking_threads(1).enable_all().build().unwrap();
+        rt.block_on(async {
+            let f = fixture();
+            let key = StorageKey::generate().unwrap();
+            let data = vec![7u8; 4096];
+            let mut w = f.store.writer(&key, 4096).await.unwrap();
+            w.write(&data).await.unwrap();
+            // The pool's only thread is held, so the finish waits in its
+            // flush; a second hold queues behind the flush's write, so the
+            // finish's last step will queue behind that.
+            let (hold1, wait1) = std::sync::mpsc::channel::<()>();
+            let (hold2, wait2) = std::sync::mpsc::channel::<()>();
+            let blocker1 = tokio::task::spawn_blocking(move || wait1.recv());
+            let mut finish = Box::pin(w.finish());
+            assert!(tokio::time::timeout(Duration::from_millis(100), &mut finish).await.is_err());
+            let blocker2 = tokio::task::spawn_blocking(move || wait2.recv());
+            hold1.send(()).unwrap();
+            let _ = blocker1.await;
+            assert!(tokio::time::timeout(Duration::from_millis(500), &mut finish).await.is_err());
+            drop(finish);
+            let second = tokio::time::timeout(Duration::from_millis(200), f.store.writer(&key, 4096)).await;
+            assert!(
+                matches!(second, Ok(Err(Error::Conflict(Conflict::UploadInProgress)))),
+                "a new upload of the key began while the dropped one's last step was pending"
+            );
+            hold2.send(()).unwrap();
+            let _ = blocker2.await;
+            let mut stored = None;
+            for _ in 0..100 {
+                if let Ok(bytes) = read_all(&f.store, &key, 4096).await {
+                    stored = Some(bytes);
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert_eq!(stored.as_deref(), Some(&data[..]));
+            let left: Vec<_> = std::fs::read_dir(f.dir.join("files"))
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
+                .collect();
+            assert!(left.is_empty(), "temporary files left: {left:?}");
+        });
     }
 
     #[tokio::test]
