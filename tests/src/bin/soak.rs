@@ -10,10 +10,14 @@
 //! file descriptors and temporary upload files; at the end it checks the
 //! invariants: removed members read nothing, shredded conversations left no
 //! row and no stored byte, every conversation's `seq` is exactly its number
-//! of changes. Prints one JSON summary; exits non-zero on any error.
+//! of changes. Prints one JSON summary, with the CPU time per request of the
+//! server and of the generator at the peak and in the soak; exits non-zero
+//! on any error.
 //!
 //! Environment: `SOAK_SECS` (600), `SOAK_RATE` (requests/s; default 80 % of
-//! the measured peak), `SOAK_CONNECTIONS` (64), `KEYSRV_BIN` (the server).
+//! the measured peak), `SOAK_CONNECTIONS` (64), `SOAK_MIX` (`kind=weight,…`;
+//! kinds: key, batch, current, grant, rotate, churn, upload, shred),
+//! `KEYSRV_BIN` (the server). `bench/soak_costs.sh` runs each kind alone.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -98,9 +102,11 @@ struct ConvState {
     changes: u64,
     /// Whether the churning user is a member now.
     churning: bool,
-    /// A churn request is in flight (one at a time per conversation, so the
-    /// generator knows the outcome).
-    churn_busy: bool,
+    /// A rotation or churn request is in flight. One at a time per
+    /// conversation, so the generator knows the outcome and the order of the
+    /// keys: two rotations in flight at once may be answered in either
+    /// order, and then the last key the generator saw is not the current one.
+    changing: bool,
 }
 
 #[derive(Default)]
@@ -148,6 +154,17 @@ impl Shared {
     fn world(&self) -> std::sync::MutexGuard<'_, World> {
         self.world.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Claims conversation `i` for a key change (a rotation or a churn
+    /// request); `false` when one is in flight, after yielding, so a
+    /// connection that keeps finding it busy does not starve the others.
+    async fn start_change(&self, i: usize) -> bool {
+        let claimed = !std::mem::replace(&mut self.world().convs[i].changing, true);
+        if !claimed {
+            tokio::task::yield_now().await;
+        }
+        claimed
+    }
 }
 
 /// One request of the mix, chosen by weight; checks its answer.
@@ -194,13 +211,18 @@ async fn one(s: &Shared, c: &mut Conn, peak: bool) {
             check(s, "download grant", r, &[200]);
         }
         Kind::Rotate => {
+            if !s.start_change(i).await {
+                return;
+            }
             let r = c.request("POST", &rotate_path(&id), &s.tokens[owner], None).await;
-            if let Some(body) = check(s, "rotate", r, &[201, 503]) {
+            let answer = check(s, "rotate", r, &[201, 503]);
+            let mut w = s.world();
+            if let Some(body) = answer {
                 let oid = body["objectid"].as_str().unwrap_or_default().to_owned();
-                let mut w = s.world();
                 w.convs[i].keys.push(oid);
                 w.convs[i].changes += 1;
             }
+            w.convs[i].changing = false;
         }
         Kind::Churn => churn(s, c, i, &id, owner).await,
         Kind::Upload => {
@@ -275,14 +297,10 @@ impl Mix {
 async fn churn(s: &Shared, c: &mut Conn, i: usize, id: &str, owner: usize) {
     let churn = USERS - 1;
     let path = member_path(id, &s.jids[churn]);
-    let churning = {
-        let mut w = s.world();
-        if w.convs[i].churn_busy {
-            return;
-        }
-        w.convs[i].churn_busy = true;
-        w.convs[i].churning
-    };
+    if !s.start_change(i).await {
+        return;
+    }
+    let churning = s.world().convs[i].churning;
     if !churning {
         let r = c.request("PUT", &path, &s.tokens[owner], Some(&json!({"role": "member"}))).await;
         if check(s, "add member", r, &[200, 503]).is_some() {
@@ -301,7 +319,7 @@ async fn churn(s: &Shared, c: &mut Conn, i: usize, id: &str, owner: usize) {
             w.convs[i].keys.push(body["current_objectid"].as_str().unwrap_or_default().to_owned());
         }
     }
-    s.world().convs[i].churn_busy = false;
+    s.world().convs[i].changing = false;
 }
 
 /// Registers a file in conversation `id` as its `owner` and uploads 4 KiB to
@@ -395,6 +413,45 @@ async fn scrape(addr: &str) -> BTreeMap<String, u64> {
 /// Seconds into the soak, RSS (KiB), open descriptors, temporary files,
 /// requests answered so far.
 type Sample = (u64, u64, usize, usize, u64);
+
+/// CPU time (user + system, all threads) a process has used, in µs; `None`
+/// once it is gone. /proc counts it in USER_HZ ticks, 100 a second on every
+/// Linux ABI.
+fn cpu_micros(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields count from the last ')'.
+    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) * 10_000)
+}
+
+/// CPU time of the server and of this generator over a phase, in µs, so a
+/// mix can be costed per request (docs/BENCHMARKS.md, "Soak": the cost
+/// model; the two share the machine's cores).
+struct CpuMeter {
+    server: u32,
+    at: (Option<u64>, Option<u64>),
+    requests: u64,
+}
+
+impl CpuMeter {
+    fn start(server: u32, requests: u64) -> Self {
+        Self { server, at: (cpu_micros(server), cpu_micros(std::process::id())), requests }
+    }
+
+    /// µs per request of the server and of the generator since `start`.
+    fn per_request(&self, requests: u64) -> Value {
+        let n = requests.saturating_sub(self.requests).max(1) as f64;
+        let spent = |before: Option<u64>, pid: u32| {
+            Some(((cpu_micros(pid)?.saturating_sub(before?)) as f64 / n * 10.0).round() / 10.0)
+        };
+        json!({
+            "server_us": spent(self.at.0, self.server),
+            "generator_us": spent(self.at.1, std::process::id()),
+        })
+    }
+}
 
 /// The server's RSS (KiB), open descriptors and temporary upload files.
 fn sample(pid: u32, files_dir: &std::path::Path) -> (u64, usize, usize) {
@@ -522,7 +579,9 @@ async fn main() {
         }
     }
 
+    let peak_cpu = CpuMeter::start(pid, shared.stats.total.load(Ordering::Relaxed));
     let peak = drive(&shared, connections, 15, None, true).await;
+    let peak_cpu = peak_cpu.per_request(shared.stats.total.load(Ordering::Relaxed));
     let rate = std::env::var("SOAK_RATE").ok().and_then(|v| v.parse().ok()).unwrap_or(peak * 8 / 10);
     eprintln!("soak: peak key-fetch rate {peak}/s; soaking at {rate}/s for {secs} s with {connections} connections");
     // The soak proper, with samples every 10 s.
@@ -542,8 +601,10 @@ async fn main() {
             }
         })
     };
+    let soak_cpu = CpuMeter::start(pid, before);
     let achieved = drive(&shared, connections, secs, Some(rate), false).await;
     let soak_requests = shared.stats.total.load(Ordering::Relaxed) - before;
+    let soak_cpu = soak_cpu.per_request(before + soak_requests);
     sampler.abort();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (rss_end, fds_end, temp_end) = sample(pid, &files_dir);
@@ -605,6 +666,9 @@ async fn main() {
         "seconds": secs,
         "mix": mix_spec,
         "requests": soak_requests,
+        // CPU per request, server and generator: the peak's key fetches
+        // against the mix (the cost model in docs/BENCHMARKS.md).
+        "cpu_per_request": {"peak": peak_cpu, "soak": soak_cpu},
         "by_kind": *shared.stats.by_kind.lock().unwrap_or_else(|p| p.into_inner()),
         "errors": error_count,
         "first_errors": errors,
