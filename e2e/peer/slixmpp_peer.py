@@ -116,6 +116,11 @@ class Peer:
             # A ping round trip: the server has handled the presence.
             await self.xmpp.plugin["xep_0199"].ping(self.xmpp.boundjid.domain, timeout=10)
             return {}
+        if cmd == "sync":
+            # The server handles one session's stanzas in order: after the
+            # pong it has handled everything sent before.
+            await self.xmpp.plugin["xep_0199"].ping(self.xmpp.boundjid.domain, timeout=10)
+            return {}
         if cmd == "send":
             files = []
             if "file_b64" in c:

@@ -96,6 +96,12 @@ impl PyPeer {
         self.call(json!({"cmd": "presence"})).await;
     }
 
+    /// A ping round trip: once it returns, the server has handled every
+    /// stanza this peer sent before (slixmpp's `send` only queues).
+    pub async fn sync(&mut self) {
+        self.call(json!({"cmd": "sync"})).await;
+    }
+
     /// Seals and sends `body` to `to` through the plugin (creating and
     /// binding a conversation on the first message to a peer).
     pub async fn send(&mut self, to: &str, kind: &str, body: &str) -> Value {
