@@ -2,7 +2,9 @@
 //! with devices that each have an XMPP session and a keysrv client.
 //!
 //! - [`prosody::Prosody`]: Debian's Prosody on 127.0.0.1 with its own config
-//!   and data directory (c2s, offline storage, MAM, carbons, MUC; no s2s).
+//!   and data directory (c2s, offline storage, MAM, carbons, MUC; no s2s),
+//!   logging every stanza. A failing test prints the end of its log and
+//!   keeps the directory; `KEEP_PROSODY=1` keeps it after a pass too.
 //! - [`keysrv::Keysrv`]: `keysrv server` on the embedded backend;
 //!   [`keysrv::Proxy`]: one recording proxy per device in front of it.
 //! - [`xmpp::Xmpp`]: a tokio-xmpp session that sends stanzas as XML text and

@@ -157,12 +157,25 @@ impl Prosody {
     }
 }
 
+const LOG_TAIL: usize = 80;
+
 impl Drop for Prosody {
     fn drop(&mut self) {
         self.stop();
-        if !std::thread::panicking() {
+        if !std::thread::panicking() && std::env::var_os("KEEP_PROSODY").is_none() {
             let _ = std::fs::remove_dir_all(&self.root);
         } else {
+            // On a CI machine the files are gone with the machine: the end of
+            // the log (debug level: every stanza in and out) goes with the
+            // test's output.
+            let log = self.log();
+            // What led up to the test's end, not Prosody's own shutdown.
+            let before_stop = log.find("Received SIGTERM").map_or(log.as_str(), |at| &log[..at]);
+            let tail: Vec<&str> = before_stop.lines().rev().take(LOG_TAIL).collect();
+            eprintln!("Prosody's log, last {} lines:", tail.len());
+            for line in tail.iter().rev() {
+                eprintln!("  {line}");
+            }
             eprintln!("Prosody's files are kept in {}", self.root.display());
         }
     }
@@ -194,7 +207,7 @@ pidfile = {pidfile}
 data_path = {data}
 certificates = {certs}
 admin_socket = {admin}
-log = {{ info = {log} }}
+log = {{ debug = {log} }}
 interfaces = {{ "127.0.0.1" }}
 c2s_ports = {{ {port} }}
 c2s_direct_tls_ports = {{ }}

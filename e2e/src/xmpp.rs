@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -23,6 +24,16 @@ use crate::WAIT;
 pub const MAM_NS: &str = "urn:xmpp:mam:2";
 const RSM_NS: &str = "http://jabber.org/protocol/rsm";
 const MUC_USER_NS: &str = "http://jabber.org/protocol/muc#user";
+/// After this long with nothing received while a caller waits, the session
+/// sends a ping nobody waits for (ids starting with `NUDGE`; their answers
+/// are dropped). Under CPU load, tokio-xmpp 6.0 twice passed on nothing of
+/// an archive page that Prosody's debug log shows it sent in full, for the
+/// 10 s until the test gave up. A write wakes tokio-xmpp's worker, which
+/// also reads: if its reader missed a wake-up, the nudge recovers it; each
+/// nudge is printed and traced, so the next failure shows whether that was
+/// the cause.
+const NUDGE: &str = "nudge";
+const NUDGE_AFTER: Duration = Duration::from_secs(2);
 /// Prosody's default `max_archive_query_results`; asking for more gets no more.
 const MAM_PAGE: usize = 50;
 
@@ -43,6 +54,38 @@ pub struct Xmpp {
     presences: Vec<Element>,
     /// Received `<iq/>`s not yet matched to a request.
     iqs: VecDeque<Element>,
+    trace: Trace,
+}
+
+/// The XMPP task's last events (what it sent, each stanza it passed on, a
+/// reconnection), printed when an answer does not come: it tells a stanza
+/// the server never sent from one lost in the client.
+#[derive(Clone, Default)]
+struct Trace(Arc<Mutex<VecDeque<String>>>);
+
+impl Trace {
+    const KEEP: usize = 120;
+
+    fn note(&self, event: String) {
+        let mut events = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if events.len() == Self::KEEP {
+            events.pop_front();
+        }
+        events.push_back(event);
+    }
+
+    fn dump(&self) -> String {
+        let events = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        events.iter().map(|e| format!("\n  {e}")).collect()
+    }
+}
+
+fn describe(stanza: &Stanza) -> String {
+    match stanza {
+        Stanza::Message(m) => format!("message id={:?}", m.id),
+        Stanza::Iq(i) => format!("iq id={}", i.id()),
+        Stanza::Presence(p) => format!("presence id={:?}", p.id),
+    }
 }
 
 pub fn to_xml(e: &Element) -> String {
@@ -98,6 +141,8 @@ impl Xmpp {
         };
         let (commands, mut command_rx) = mpsc::unbounded_channel();
         let (incoming_tx, incoming) = mpsc::unbounded_channel();
+        let trace = Trace::default();
+        let task_trace = trace.clone();
         // One task owns the client: tokio-xmpp's split halves share it behind
         // a lock its receiver only try-locks, which can stall reading while a
         // send waits.
@@ -106,7 +151,9 @@ impl Xmpp {
                 tokio::select! {
                     cmd = command_rx.recv() => match cmd {
                         Some(Command::Send(stanza, done)) => {
+                            let what = describe(&stanza);
                             let r = client.send_stanza(*stanza).await.map(drop).map_err(|e| e.to_string());
+                            task_trace.note(format!("sent {what}: {r:?}"));
                             let _ = done.send(r);
                         }
                         Some(Command::Close(done)) => {
@@ -118,12 +165,14 @@ impl Xmpp {
                     },
                     event = client.next() => match event {
                         Some(Event::Stanza(s)) => {
+                            task_trace.note(format!("received {}", describe(&s)));
                             if incoming_tx.send(Ok(stanza_element(s))).is_err() {
                                 return;
                             }
                         }
-                        Some(Event::Online { .. }) => {}
+                        Some(Event::Online { resumed, .. }) => task_trace.note(format!("online again (resumed: {resumed})")),
                         Some(Event::Disconnected(e)) => {
+                            task_trace.note(format!("disconnected: {e}"));
                             let _ = incoming_tx.send(Err(format!("disconnected: {e}")));
                         }
                         None => {
@@ -134,7 +183,15 @@ impl Xmpp {
                 }
             }
         });
-        Self { jid: bound, commands, incoming, messages: VecDeque::new(), presences: Vec::new(), iqs: VecDeque::new() }
+        Self {
+            jid: bound,
+            commands,
+            incoming,
+            messages: VecDeque::new(),
+            presences: Vec::new(),
+            iqs: VecDeque::new(),
+            trace,
+        }
     }
 
     /// Sends one stanza given as XML (with `xmlns='jabber:client'`).
@@ -158,19 +215,32 @@ impl Xmpp {
 
     /// Reads one incoming stanza into the queues; false at the deadline.
     async fn pump(&mut self, deadline: Instant) -> bool {
-        match timeout_at(deadline, self.incoming.recv()).await {
-            Err(_) => false,
-            Ok(None) => panic!("{}: XMPP task gone", self.jid),
-            Ok(Some(Err(e))) => panic!("{}: {e}", self.jid),
-            Ok(Some(Ok(el))) => {
-                match el.name() {
-                    "message" => self.messages.push_back(el),
-                    "presence" => self.presences.push(el),
-                    _ => self.iqs.push_back(el),
+        loop {
+            let quiet_until = (Instant::now() + NUDGE_AFTER).min(deadline);
+            match timeout_at(quiet_until, self.incoming.recv()).await {
+                Err(_) if quiet_until >= deadline => return false,
+                Err(_) => self.nudge().await,
+                Ok(None) => panic!("{}: XMPP task gone", self.jid),
+                Ok(Some(Err(e))) => panic!("{}: {e}", self.jid),
+                Ok(Some(Ok(el))) => {
+                    match el.name() {
+                        "message" => self.messages.push_back(el),
+                        "presence" => self.presences.push(el),
+                        _ if el.attr("id").is_some_and(|id| id.starts_with(NUDGE)) => continue,
+                        _ => self.iqs.push_back(el),
+                    }
+                    return true;
                 }
-                true
             }
         }
+    }
+
+    /// Sends a ping that nobody waits for.
+    async fn nudge(&mut self) {
+        let id = next_id(NUDGE);
+        self.trace.note(format!("nothing for {NUDGE_AFTER:?}: {id}"));
+        eprintln!("{}: nothing received for {NUDGE_AFTER:?}; sent ping {id}", self.jid);
+        self.send(&format!("<iq xmlns='jabber:client' type='get' id='{id}'><ping xmlns='urn:xmpp:ping'/></iq>")).await;
     }
 
     /// Sends an `<iq/>` (its `id` must be set) and returns the server's
@@ -184,7 +254,14 @@ impl Xmpp {
                 assert_eq!(answer.attr("type"), Some("result"), "{}: iq {xml}\nanswered {}", self.jid, to_xml(&answer));
                 return answer;
             }
-            assert!(self.pump(deadline).await, "{}: no answer to iq {id} within {WAIT:?}", self.jid);
+            if !self.pump(deadline).await {
+                panic!(
+                    "{}: no answer to iq {id} within {WAIT:?}; {} messages queued; the XMPP task's last events:{}",
+                    self.jid,
+                    self.messages.len(),
+                    self.trace.dump()
+                );
+            }
         }
     }
 
