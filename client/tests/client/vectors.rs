@@ -123,6 +123,19 @@ fn jid_vectors() -> JidVectors {
             "an emoji is unassigned in Unicode 3.2: refused in a localpart",
         ),
         jv(
+            "juliet@x\u{558}y.example",
+            ok("juliet@xn--xy-vcd.example"),
+            "U+0558, a recent Armenian letter, in a domain: accepted by UTS #46 with current Unicode tables; \
+             an IDNA library with older tables refuses it (a JID is in every message's authenticated data, so \
+             implementations must agree)",
+        ),
+        jv(
+            "juliet@\u{5d0}\u{1b3a}\u{5d0}.example",
+            err("domain"),
+            "a Balinese vowel sign (U+1B3A) between Hebrew letters: refused by UTS #46 with current Unicode \
+             tables; an IDNA library with older tables accepts it",
+        ),
+        jv(
             "jul\u{ad}iet@capulet.lit",
             err("invisible"),
             "soft hyphen (U+00AD): stringprep would drop it; keysrv refuses it",
